@@ -1,0 +1,98 @@
+"""Command line: ``avsal predict``, ``avsal models``.
+
+Exit codes: 0 all done, 1 some input failed (the others still finished), 2 bad usage or an output
+location that cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from avsal import __version__
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avsal", description="Audio-visual video saliency prediction.")
+    p.add_argument("--version", action="version", version=f"avsal {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("predict", help="saliency maps + overlay video for video files or folders",
+                        description="Predict saliency maps. Writes OUT/<video stem>/{maps/*.png, saliency.h5, "
+                                    "overlay.mp4, meta.json}. Finished videos are skipped unless --overwrite.")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
+    pr.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    pr.add_argument("--model", default="classic-av", help="model name (see `avsal models`); default classic-av")
+    pr.add_argument("--weights", metavar="FILE", help="weights file, for models that need one")
+    g = pr.add_mutually_exclusive_group()
+    g.add_argument("--every", type=int, metavar="N", help="predict every N-th frame")
+    g.add_argument("--fps", type=float, metavar="F", help="predict F frames per second (middle of each 1/F s)")
+    pr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    pr.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per batch for network models")
+    pr.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    pr.add_argument("--overwrite", action="store_true", help="redo videos whose outputs exist")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="model config override, JSON value (e.g. --set w_sync=0.3); repeatable")
+    pr.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sub.add_parser("models", help="list the available models")
+    return p
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _cmd_predict(args) -> int:
+    from avsal.errors import OutputError
+    from avsal.predict import PredictOptions, predict_many
+
+    try:
+        opts = PredictOptions(model=args.model, weights=args.weights, every=args.every, fps=args.fps,
+                              device=args.device, batch_size=args.batch_size, overlay=not args.no_overlay,
+                              overwrite=args.overwrite, model_config=_parse_overrides(args.set))
+        res = predict_many(args.inputs, args.out, opts, progress=not args.quiet,
+                           log=lambda m: print(m, file=sys.stderr))
+    except (OutputError, KeyError, ValueError, TypeError) as e:
+        print(f"avsal predict: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    n = len(res.done) + len(res.skipped) + len(res.failed)
+    print(f"{len(res.done)} done, {len(res.skipped)} skipped, {len(res.failed)} failed (of {n}); outputs in {args.out}",
+          file=sys.stderr)
+    if res.failed:
+        for path, msg in res.failed.items():
+            print(f"failed: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_models(_args) -> int:
+    from avsal.models import list_models
+
+    for m in list_models():
+        print(f"{m.name:14s} {'needs weights' if m.needs_weights else 'no weights   '}  {m.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``avsal`` console script; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    if args.command == "predict":
+        return _cmd_predict(args)
+    if args.command == "models":
+        return _cmd_models(args)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Writing outputs: atomic output folders, saliency PNGs, the HDF5 map file, and the overlay video.
+
+Nothing here leaves a half-written result that looks complete: a video's outputs are written into a
+hidden temporary folder next to the final one and renamed into place only when every file is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import cv2
+import h5py
+import numpy as np
+
+from avsal.errors import OutputError
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> str:
+    """Create ``path`` if needed and check that files can be created in it.
+
+    Raises:
+        OutputError: it exists and is not a folder, it cannot be created, or it is not writable.
+    """
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(path, "output path is not a folder (a file is in the way)") from None
+    except OSError as e:
+        raise OutputError(path, f"output folder cannot be created ({e.strerror})") from None
+    if not os.path.isdir(path):
+        raise OutputError(path, "output path is not a folder")
+    try:
+        fd, probe_path = tempfile.mkstemp(prefix=".avsal-write-test-", dir=path)
+        os.close(fd)
+        os.remove(probe_path)
+    except OSError as e:
+        raise OutputError(path, f"output folder is not writable ({e.strerror})") from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[str]:
+    """Context manager giving a temporary folder that becomes ``final`` only on success.
+
+    The temporary folder is ``<parent>/.<name>.partial-XXXX``; on an exception it is deleted and
+    ``final`` is untouched. With ``overwrite``, an existing ``final`` is replaced at the very end.
+
+    Raises:
+        FileExistsError: ``final`` exists and ``overwrite`` is false.
+    """
+    final = os.fspath(final)
+    parent, name = os.path.split(os.path.abspath(final))
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(final)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(final):
+        trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+        os.rename(final, os.path.join(trash, name))
+        os.rename(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+
+
+def to_uint8(sal: np.ndarray) -> np.ndarray:
+    """float ``[H, W]`` in [0, 1] → uint8 ``round(255 · s)`` (values outside are clipped)."""
+    return np.clip(np.rint(sal * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path: str | os.PathLike, sal: np.ndarray) -> None:
+    """Write a saliency map float ``[H, W]`` in [0, 1] as an 8-bit grayscale PNG."""
+    if not cv2.imwrite(os.fspath(path), to_uint8(sal), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OutputError(path, "PNG could not be written")
+
+
+class H5MapWriter:
+    """Append saliency maps to ``saliency.h5``.
+
+    Datasets: ``saliency`` float16 ``[T, H', W']`` (values in [0, 1]), ``frame_indices`` int64 ``[T]``
+    (0-based decoded frame index), ``times`` float64 ``[T]`` (seconds). Attributes: ``frame_size``
+    ``(H, W)`` of the video, plus any given in ``attrs``.
+    """
+
+    def __init__(self, path: str | os.PathLike, map_size: tuple[int, int], attrs: dict | None = None):
+        self.file = h5py.File(os.fspath(path), "w")
+        h, w = map_size
+        self.sal = self.file.create_dataset("saliency", shape=(0, h, w), maxshape=(None, h, w),
+                                            dtype="float16", chunks=(1, h, w), compression="lzf")
+        self.idx = self.file.create_dataset("frame_indices", shape=(0,), maxshape=(None,), dtype="int64",
+                                            chunks=(1024,))
+        self.times = self.file.create_dataset("times", shape=(0,), maxshape=(None,), dtype="float64",
+                                              chunks=(1024,))
+        for k, v in (attrs or {}).items():
+            self.file.attrs[k] = v
+        self.n = 0
+
+    def append(self, sal: np.ndarray, index: int, time: float) -> None:
+        n = self.n
+        self.sal.resize(n + 1, axis=0)
+        self.idx.resize(n + 1, axis=0)
+        self.times.resize(n + 1, axis=0)
+        self.sal[n] = sal.astype(np.float16)
+        self.idx[n] = index
+        self.times[n] = time
+        self.n += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def jet_overlay(rgb: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """Blend a JET heat map of ``sal`` into a frame, weighted by saliency.
+
+    ``out = rgb · (1 − α·s) + jet(s) · α·s`` per pixel, so non-salient regions stay as they were.
+
+    Args:
+        rgb: uint8 ``[H, W, 3]``.
+        sal: float ``[H, W]`` in [0, 1].
+        alpha: maximum opacity of the heat map.
+
+    Returns:
+        uint8 ``[H, W, 3]``.
+    """
+    heat = cv2.cvtColor(cv2.applyColorMap(to_uint8(sal), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    a = (alpha * np.clip(sal, 0, 1))[..., None].astype(np.float32)
+    return np.clip(rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+
+
+def _even(x: int) -> int:
+    return x + (x % 2)
+
+
+class OverlayWriter:
+    """Encode the overlay video (H.264 in MP4) with the source's audio re-encoded to AAC and interleaved.
+
+    Frame timing is kept: each written frame carries its source pts in the source time base, so
+    variable frame rates survive. Odd frame sizes are padded by one edge row/column (H.264 4:2:0 needs
+    even sizes). Audio is decoded from ``audio_source`` in step with the video so that the file is
+    properly interleaved without buffering the whole soundtrack.
+
+    Args:
+        path: output ``.mp4``.
+        width, height: frame size.
+        fps: nominal rate (for the encoder's rate control).
+        time_base: the source video stream's time base.
+        audio_source: media file whose audio to mux in, or ``None``.
+        audio_stream: its audio stream index.
+        crf, preset: libx264 quality/speed.
+    """
+
+    def __init__(self, path, width: int, height: int, fps: float, time_base: Fraction,
+                 audio_source: str | None = None, audio_stream: int | None = None,
+                 crf: int = 23, preset: str = "veryfast"):
+        self.out = av.open(os.fspath(path), "w", format="mp4")
+        self.width, self.height = width, height
+        self.vs = self.out.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000) if fps > 0 else 25)
+        self.vs.width, self.vs.height = _even(width), _even(height)
+        self.vs.pix_fmt = "yuv420p"
+        self.vs.time_base = time_base
+        self.vs.codec_context.time_base = time_base
+        self.vs.options = {"crf": str(crf), "preset": preset}
+        self.time_base = time_base
+        self.last_pts = None
+        self._audio = None
+        if audio_source is not None and audio_stream is not None:
+            self._setup_audio(audio_source, audio_stream)
+
+    def _setup_audio(self, src: str, index: int) -> None:
+        self.ain = av.open(src)
+        ast = self.ain.streams[index]
+        rate = int(ast.codec_context.sample_rate)
+        channels = int(getattr(ast.codec_context, "channels", 0) or len(ast.codec_context.layout.channels))
+        layout = "mono" if channels == 1 else "stereo"
+        self.as_ = self.out.add_stream("aac", rate=rate, layout=layout)
+        self.as_.codec_context.bit_rate = 128000 if channels > 1 else 64000
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self.arate = rate
+        self.asamples = None  # pts counter in 1/rate units
+        self._audio = self._audio_frames(ast)
+        self._next_audio = next(self._audio, None)
+
+    def _audio_frames(self, ast):
+        try:
+            for frame in self.ain.decode(ast):
+                if self.asamples is None:
+                    t0 = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+                    self.asamples = int(round(t0 * self.arate))
+                for out in self.resampler.resample(frame):
+                    yield out
+            for out in self.resampler.resample(None):
+                yield out
+        except av.FFmpegError:
+            return  # a damaged audio tail ends the soundtrack; the video is still written
+
+    def _mux_audio_until(self, t: float | None) -> None:
+        while self._audio is not None and self._next_audio is not None:
+            frame = self._next_audio
+            start = (self.asamples or 0) / self.arate
+            if t is not None and start > t:
+                break
+            frame.pts = self.asamples or 0
+            frame.time_base = Fraction(1, self.arate)
+            self.asamples = (self.asamples or 0) + frame.samples
+            for pkt in self.as_.encode(frame):
+                self.out.mux(pkt)
+            self._next_audio = next(self._audio, None)
+
+    def write(self, rgb: np.ndarray, pts: int | None) -> None:
+        """Encode one frame (uint8 ``[H, W, 3]``) at source ``pts`` (``None``: previous + 1 tick)."""
+        if rgb.shape[0] != self.vs.height or rgb.shape[1] != self.vs.width:
+            rgb = np.pad(rgb, ((0, self.vs.height - rgb.shape[0]), (0, self.vs.width - rgb.shape[1]), (0, 0)),
+                         mode="edge")
+        if pts is None or (self.last_pts is not None and pts <= self.last_pts):
+            pts = 0 if self.last_pts is None else self.last_pts + 1
+        self.last_pts = pts
+        self._mux_audio_until(float(pts * self.time_base))
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        vf.pts = pts
+        vf.time_base = self.time_base
+        for pkt in self.vs.encode(vf):
+            self.out.mux(pkt)
+
+    def close(self) -> None:
+        for pkt in self.vs.encode(None):
+            self.out.mux(pkt)
+        if self._audio is not None:
+            self._mux_audio_until(None)
+            for pkt in self.as_.encode(None):
+                self.out.mux(pkt)
+            self.ain.close()
+        self.out.close()

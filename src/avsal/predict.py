@@ -1,0 +1,371 @@
+"""The main job: saliency maps (and an overlay video) for video files.
+
+Per video, ``avsal predict`` writes into ``OUT/<video stem>/``:
+
+* ``maps/000001.png`` …: 8-bit grayscale saliency maps at the original frame size, named by the
+  1-based decoded frame index, one per predicted frame;
+* ``saliency.h5``: ``saliency`` float16 ``[T, H', W']`` (longer side ≤ ``h5_max_side``),
+  ``frame_indices`` (0-based) and ``times`` (s);
+* ``overlay.mp4``: the video with a JET heat map blended in, same frame timing, original audio (AAC);
+* ``meta.json``: provenance (avsal version, model and its full config, weights SHA-256, input SHA-256,
+  streams, counts, fps, duration, has_audio, warnings, wall time).
+
+The folder appears only when all of it is complete (see :func:`avsal.io.write.atomic_dir`), so a run
+over a folder of videos can be interrupted and restarted: finished videos are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import avsal
+from avsal.errors import InputError, OutputError
+from avsal.io.audio import load_audio
+from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
+from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
+                            sha256_file, write_png)
+from avsal.models import create_model, upsample
+
+#: File extensions collected when an input is a folder.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+                    ".ogv", ".3gp")
+
+#: RMS amplitude below which a soundtrack is reported as near-silent (−60 dBFS).
+NEAR_SILENT_RMS = 1e-3
+
+
+@dataclass
+class PredictOptions:
+    """Options of a prediction run (written into every ``meta.json``).
+
+    Attributes:
+        model: registry name (see ``avsal models``).
+        weights: weights file for models that need one.
+        every: predict every N-th decoded frame.
+        fps: predict F frames per second (nearest frame to the middle of each 1/F interval).
+        device: ``"cpu"`` or ``"cuda"`` (training-free models run on the CPU regardless).
+        batch_size: frames per forward pass for network models.
+        overlay: write ``overlay.mp4``.
+        overwrite: redo videos whose outputs already exist.
+        h5_max_side: longer side of the maps stored in ``saliency.h5``.
+        overlay_alpha: maximum heat-map opacity in the overlay.
+        model_config: overrides of the model's configuration fields.
+    """
+
+    model: str = "classic-av"
+    weights: str | None = None
+    every: int | None = None
+    fps: float | None = None
+    device: str = "cpu"
+    batch_size: int = 8
+    overlay: bool = True
+    overwrite: bool = False
+    h5_max_side: int = 320
+    overlay_alpha: float = 0.6
+    model_config: dict = field(default_factory=dict)
+
+    def sampling(self) -> Sampling:
+        return Sampling(every=self.every, fps=self.fps)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class VideoPrediction:
+    """Result of :func:`predict_video`.
+
+    Attributes:
+        maps: float32 ``[T, H, W]`` in [0, 1] at the frame size (``None`` if not kept).
+        frame_indices: int64 ``[T]``, 0-based decoded frame index of each map.
+        times: float64 ``[T]``, presentation time in seconds.
+        meta: the provenance dictionary (as in ``meta.json``).
+        out_dir: the output folder, if outputs were written.
+    """
+
+    maps: np.ndarray | None
+    frame_indices: np.ndarray
+    times: np.ndarray
+    meta: dict
+    out_dir: str | None = None
+
+
+def resolve_device(device: str) -> str:
+    """Check a device string; ``"cuda"`` needs a CUDA build of torch and a GPU.
+
+    Raises:
+        ValueError: unknown device, or CUDA requested but unavailable.
+    """
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        import torch  # imported only when a GPU is asked for
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was requested but torch reports no usable CUDA GPU")
+        return device
+    raise ValueError(f"unknown device {device!r} (use cpu or cuda)")
+
+
+def _h5_size(h: int, w: int, max_side: int) -> tuple[int, int]:
+    s = min(1.0, max_side / max(h, w))
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _check_options(opts: PredictOptions) -> None:
+    if opts.every is not None and opts.fps is not None:
+        raise ValueError("give at most one of --every and --fps")
+    if opts.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+
+
+def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps: bool,
+         progress: bool, sampling: Sampling | None = None) -> VideoPrediction:
+    """Predict one video; write outputs into ``out_dir`` (an existing, empty folder) if given."""
+    t_start = time.perf_counter()
+    sampling = sampling or opts.sampling()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = probe(path)
+        audio = None
+        if info.has_audio:
+            try:
+                audio = load_audio(path, stream_index=info.audio_stream)
+            except InputError as e:
+                warnings.warn(f"{path}: {e.problem}; the audio cues are disabled")
+        else:
+            warnings.warn(f"{path}: no audio stream; the audio cues are disabled")
+        if audio is not None and audio.samples.size:
+            rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+            if rms < NEAR_SILENT_RMS:
+                warnings.warn(f"{path}: the soundtrack is near-silent ({20 * math.log10(max(rms, 1e-12)):.1f} "
+                              "dBFS); audio cues carry little information")
+        H, W = info.height, info.width
+        hs = _h5_size(H, W, opts.h5_max_side)
+        h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs,
+                         attrs={"frame_size": (H, W), "model": model.name}) if out_dir else None
+        if out_dir:
+            os.makedirs(os.path.join(out_dir, "maps"))
+        maps, indices, times = [], [], []
+        n_decoded = 0
+        bar = tqdm(total=info.n_frames or None, desc=os.path.basename(path), unit="frame",
+                   disable=not progress, leave=False)
+
+        def counted(frames):
+            nonlocal n_decoded
+            for f in frames:
+                n_decoded += 1
+                bar.update(1)
+                yield f
+
+        try:
+            for pred in model.stream(counted(iter_frames(path, sampling, info=info)), audio):
+                full = upsample(pred.saliency, H, W)
+                if keep_maps:
+                    maps.append(full)
+                indices.append(pred.index)
+                times.append(pred.time)
+                if out_dir:
+                    write_png(os.path.join(out_dir, "maps", f"{pred.index + 1:06d}.png"), full)
+                    h5.append(upsample(pred.saliency, *hs), pred.index, pred.time)
+        finally:
+            bar.close()
+            if h5 is not None:
+                h5.close()
+        if not indices:
+            raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
+        if out_dir and opts.overlay:
+            _write_overlay(path, info, os.path.join(out_dir, "saliency.h5"),
+                           os.path.join(out_dir, "overlay.mp4"), audio is not None, opts.overlay_alpha)
+    warn_msgs = list(dict.fromkeys(str(w.message) for w in caught))
+    meta = {
+        "avsal_version": avsal.__version__,
+        "model": model.name,
+        "model_config": model.config.to_dict() if hasattr(model.config, "to_dict") else {},
+        "weights": opts.weights and os.path.basename(opts.weights),
+        "weights_sha256": sha256_file(opts.weights) if opts.weights else None,
+        "input": os.path.basename(path),
+        "input_sha256": sha256_file(path),
+        "streams": {"video": info.video_stream, "video_codec": info.video_codec,
+                    "audio": info.audio_stream if audio is not None else None,
+                    "audio_codec": info.audio_codec if audio is not None else None,
+                    "audio_rate": info.audio_rate, "audio_channels": info.audio_channels},
+        "frame_size": [H, W],
+        "rotation_applied": info.rotation,
+        "frames_decoded": n_decoded,
+        "frames_predicted": len(indices),
+        "fps": info.fps,
+        "duration": info.duration if not math.isnan(info.duration) else None,
+        "has_audio": audio is not None,
+        "sampling": sampling.to_dict(),
+        "options": opts.to_dict(),
+        "h5_map_size": list(hs),
+        "warnings": warn_msgs,
+        "wall_time_s": round(time.perf_counter() - t_start, 3),
+    }
+    if out_dir:
+        _write_json(os.path.join(out_dir, "meta.json"), meta)
+    return VideoPrediction(maps=np.stack(maps) if keep_maps else None,
+                           frame_indices=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
+                           meta=meta, out_dir=out_dir)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _write_overlay(path: str, info: VideoInfo, h5_path: str, out_path: str, with_audio: bool,
+                   alpha: float) -> None:
+    """Second pass: decode again and blend each frame with the latest map at or before it."""
+    import h5py
+
+    with h5py.File(h5_path, "r") as h5:
+        idx = h5["frame_indices"][:]
+        sal = h5["saliency"]
+        writer = OverlayWriter(out_path, info.width, info.height, info.fps, info.time_base,
+                               audio_source=path if with_audio else None,
+                               audio_stream=info.audio_stream if with_audio else None)
+        try:
+            k, cur, cur_k = 0, None, -1
+            for f in iter_frames(path, info=info):
+                while k + 1 < len(idx) and idx[k + 1] <= f.index:
+                    k += 1
+                if k != cur_k:
+                    cur = upsample(sal[k].astype(np.float32), info.height, info.width)
+                    cur_k = k
+                writer.write(jet_overlay(f.rgb, cur, alpha), f.pts)
+        finally:
+            writer.close()
+
+
+def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir: str | None = None,
+                  every: int | None = None, fps: float | None = None, times=None,
+                  weights: str | None = None, device: str = "cpu", batch_size: int = 8,
+                  overlay: bool = True, overwrite: bool = False, keep_maps: bool = True,
+                  progress: bool = False, **model_config) -> VideoPrediction:
+    """Predict saliency maps for one video (Python API of ``avsal predict``).
+
+    Args:
+        path: video file (anything PyAV decodes).
+        model: registry name (default ``"classic-av"``, training-free).
+        out_dir: if given, write the outputs (PNGs, ``saliency.h5``, ``overlay.mp4``, ``meta.json``)
+            into ``out_dir/<video stem>/`` as ``avsal predict`` does.
+        every, fps, times: sampling (at most one): every N-th frame, F per second, or the frames nearest
+            the given timestamps (s). Default: every frame.
+        weights: weights file for models that need one.
+        device, batch_size: for network models.
+        overlay: write the overlay video (only with ``out_dir``).
+        overwrite: replace existing outputs in ``out_dir``.
+        keep_maps: return the full-resolution maps (``False`` saves memory on long videos).
+        progress: show a progress bar.
+        **model_config: model configuration overrides, e.g. ``w_sync=0.3``.
+
+    Returns:
+        :class:`VideoPrediction` with ``maps`` float32 ``[T, H, W]`` in [0, 1], ``frame_indices``,
+        ``times`` (s) and ``meta``.
+
+    Raises:
+        InputError: the video cannot be used (message names the file and the problem).
+        OutputError: ``out_dir`` cannot be written.
+        FileExistsError: outputs exist and ``overwrite`` is false.
+        KeyError, ValueError: unknown model or bad options.
+    """
+    path = os.fspath(path)
+    opts = PredictOptions(model=model, weights=weights, every=every, fps=fps, device=device,
+                          batch_size=batch_size, overlay=overlay, overwrite=overwrite,
+                          model_config=model_config)
+    _check_options(opts)
+    sampling = Sampling(every=every, fps=fps, times=times)
+    resolve_device(device)
+    net = create_model(model, weights=weights, **model_config)
+    if out_dir is None:
+        return _run(path, net, opts, None, keep_maps, progress, sampling)
+    root = ensure_writable_dir(out_dir)
+    final = os.path.join(root, os.path.splitext(os.path.basename(path))[0])
+    with atomic_dir(final, overwrite=overwrite) as tmp:
+        res = _run(path, net, opts, tmp, keep_maps, progress, sampling)
+    res.out_dir = final
+    return res
+
+
+def collect_inputs(inputs: list[str]) -> list[str]:
+    """Expand folders into the video files they contain (sorted, non-recursive); keep files as given."""
+    out: list[str] = []
+    for p in inputs:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(p, n) for n in os.listdir(p)
+                           if n.lower().endswith(VIDEO_EXTENSIONS) and not n.startswith("."))
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def output_names(paths: list[str]) -> dict[str, str]:
+    """Output folder name per input: the file stem, made unique with the extension when stems clash."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names = {}
+    for p, s in zip(paths, stems):
+        names[p] = s if stems.count(s) == 1 else os.path.basename(p).replace(".", "_")
+    return names
+
+
+@dataclass
+class BatchResult:
+    """Outcome of :func:`predict_many`: per input, ``"done"``, ``"skipped"`` or the error message."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bool = True,
+                 log: Callable[[str], None] = print) -> BatchResult:
+    """Run the prediction over files and folders; one bad video is reported and the rest still run.
+
+    Raises:
+        OutputError: ``out`` cannot be written (nothing can be done then).
+        KeyError, ValueError: unknown model or bad options.
+    """
+    _check_options(opts)
+    resolve_device(opts.device)
+    root = ensure_writable_dir(out)
+    net = create_model(opts.model, weights=opts.weights, **opts.model_config)
+    paths = collect_inputs(inputs)
+    result = BatchResult()
+    names = output_names(paths)
+    for path in tqdm(paths, desc="videos", unit="video", disable=not progress or len(paths) < 2):
+        final = os.path.join(root, names[path])
+        if os.path.exists(os.path.join(final, "meta.json")) and not opts.overwrite:
+            result.skipped.append(path)
+            log(f"skip  {path}: outputs exist in {final} (use --overwrite to redo)")
+            continue
+        try:
+            with atomic_dir(final, overwrite=True) as tmp:
+                res = _run(path, net, opts, tmp, keep_maps=False, progress=progress)
+        except (InputError, OutputError) as e:
+            result.failed[path] = str(e)
+            log(f"FAIL  {e}")
+            continue
+        except OSError as e:
+            result.failed[path] = f"{path}: {e}"
+            log(f"FAIL  {path}: {e}")
+            continue
+        result.done.append(path)
+        for w in res.meta["warnings"]:
+            log(f"warn  {w}")
+        log(f"done  {path}: {res.meta['frames_predicted']} maps in {res.meta['wall_time_s']:.1f} s -> {final}")
+    return result
