@@ -1,4 +1,4 @@
-"""Command line: ``avsal predict``, ``avsal models``.
+"""Command line: ``avsal predict``, ``avsal models``, ``avsal demo``.
 
 Exit codes: 0 all done, 1 some input failed (the others still finished), 2 bad usage or an output
 location that cannot be written.
@@ -37,6 +37,11 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("models", help="list the available models")
+
+    de = sub.add_parser("demo", help="make a synthetic audio-visual clip and predict it",
+                        description="Writes DIR/demo.mp4 (a disc hopping with beeps, another circling silently), "
+                                    "runs `avsal predict` on it and prints where the overlay is.")
+    de.add_argument("--out", default="demo_output", metavar="DIR", help="output folder (default demo_output)")
     return p
 
 
@@ -84,6 +89,26 @@ def _cmd_models(_args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    import os
+
+    from avsal.predict import PredictOptions, predict_many
+    from avsal.synth import make_demo_clip
+
+    os.makedirs(args.out, exist_ok=True)
+    clip = os.path.join(args.out, "demo.mp4")
+    make_demo_clip(clip)
+    print(f"demo clip: {clip} (left disc hops with the beeps, right disc circles silently)")
+    res = predict_many([clip], os.path.join(args.out, "predictions"), PredictOptions(overwrite=True),
+                       progress=False, log=lambda m: print(m, file=sys.stderr))
+    if res.failed:
+        return 1
+    out = os.path.join(args.out, "predictions", "demo")
+    print(f"saliency maps: {os.path.join(out, 'maps')}/")
+    print(f"overlay video: {os.path.join(out, 'overlay.mp4')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``avsal`` console script; returns the exit code."""
     args = _build_parser().parse_args(argv)
@@ -91,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_predict(args)
     if args.command == "models":
         return _cmd_models(args)
+    if args.command == "demo":
+        return _cmd_demo(args)
     return 2  # pragma: no cover
 
 

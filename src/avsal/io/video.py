@@ -409,8 +409,8 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
             yield prev
         prev = cur
     if prev is not None:
-        # The last frame owns [prev_mid, its time + half a nominal frame step].
-        end = (prev.time - t0) + 0.5 / max(info.fps, 1e-6)
+        # The last frame owns [prev_mid, the end of its display interval (its time + one nominal step)].
+        end = (prev.time - t0) + 1.0 / max(info.fps, 1e-6)
         hit = False
         while target is not None and target <= end:
             if target >= prev_mid:

@@ -70,6 +70,7 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[st
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(final)
     tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the user's usual mode
     try:
         yield tmp
     except BaseException:
@@ -82,6 +83,12 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[st
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.rename(tmp, final)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def to_uint8(sal: np.ndarray) -> np.ndarray:
@@ -107,7 +114,8 @@ class H5MapWriter:
         self.file = h5py.File(os.fspath(path), "w")
         h, w = map_size
         self.sal = self.file.create_dataset("saliency", shape=(0, h, w), maxshape=(None, h, w),
-                                            dtype="float16", chunks=(1, h, w), compression="lzf")
+                                            dtype="float16", chunks=(1, h, w), compression="gzip",
+                                            compression_opts=1, shuffle=True)
         self.idx = self.file.create_dataset("frame_indices", shape=(0,), maxshape=(None,), dtype="int64",
                                             chunks=(1024,))
         self.times = self.file.create_dataset("times", shape=(0,), maxshape=(None,), dtype="float64",

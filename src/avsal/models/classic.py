@@ -62,9 +62,9 @@ class ClassicAVConfig:
 
     work_max_side: int = 256
     gbvs: GBVSConfig = field(default_factory=lambda: GBVSConfig(levels=(2, 3, 4)))
-    w_static: float = 0.45
-    w_motion: float = 0.35
-    w_sync: float = 0.20
+    w_static: float = 0.40
+    w_motion: float = 0.30
+    w_sync: float = 0.30
     w_centre: float = 0.5
     centre_sigma: tuple[float, float] = (0.25, 0.25)
     motion_floor: float = 1.0

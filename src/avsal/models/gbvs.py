@@ -35,6 +35,10 @@ import cv2
 import numpy as np
 
 
+#: Feature responses (on a [0, 1] image scale) below this are treated as absent rather than rescaled.
+FEATURE_FLOOR = 1e-3
+
+
 @dataclass(frozen=True)
 class GBVSConfig:
     """Parameters of :func:`gbvs`.
@@ -145,18 +149,24 @@ def gbvs_activation(maps: np.ndarray, f_act: np.ndarray, log_eps: float) -> np.n
     Args:
         maps: float32 ``[K, N]`` feature maps (≥ 0), flattened grids.
         f_act: float32 ``[N, N]`` distance kernel.
-        log_eps: offset in ``log(M / max(M) + eps)``.
+        log_eps: offset in ``log(M / max(M, FEATURE_FLOOR) + eps)``.
 
     Returns:
         float32 ``[K, N]``, each row a distribution (sums to 1; all zeros for a constant map).
     """
-    mx = maps.max(axis=1, keepdims=True)
-    logm = np.log(maps / np.where(mx > 0, mx, 1.0) + log_eps).astype(np.float32)
+    # Scale each map to max 1, but never amplify a map whose peak is below ``FEATURE_FLOOR``: such a
+    # map is rounding noise (e.g. a zero-mean filter on a flat image) and must give no activation.
+    mx = np.maximum(maps.max(axis=1, keepdims=True), FEATURE_FLOOR)
+    logm = np.log(maps / mx + log_eps).astype(np.float32)
     act = np.empty_like(logm)
     for k in range(logm.shape[0]):  # one [N, N] at a time keeps memory small and cache-friendly
         d = np.abs(logm[k][:, None] - logm[k][None, :])
         d *= f_act
         act[k] = d.sum(axis=1)
+    # A map without contrast (range below FEATURE_FLOOR) has no activation: its rounding noise must not
+    # be normalised up to a full distribution.
+    flat = (maps.max(axis=1) - maps.min(axis=1)) < FEATURE_FLOOR
+    act[flat] = 0.0
     s = act.sum(axis=1, keepdims=True)
     return np.where(s > 0, act / np.where(s > 0, s, 1.0), 0.0).astype(np.float32)
 

@@ -1,0 +1,75 @@
+"""Shared fixtures: small synthetic clips made on the fly, and the optional ../shared/data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsal.synth import make_demo_clip, write_clip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """``$AVSAL_SHARED_DATA`` or ``../shared/data`` next to the repository, if present."""
+    env = os.environ.get("AVSAL_SHARED_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+SHARED = shared_data_dir()
+
+
+def shared_videos() -> list[Path]:
+    if SHARED is None:
+        return []
+    return sorted(p for p in (SHARED / "videos").glob("*/*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if SHARED is None:
+        pytest.skip("../shared/data is not present (set AVSAL_SHARED_DATA to use it)")
+    return SHARED
+
+
+def gradient_frame(i: int, h: int = 96, w: int = 128) -> np.ndarray:
+    """A moving square on a gradient: uint8 [h, w, 3]."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.linspace(0, 200, w, dtype=np.uint8)[None, :]
+    img[..., 1] = np.linspace(0, 120, h, dtype=np.uint8)[:, None]
+    x = (5 + 3 * i) % (w - 20)
+    img[30:50, x:x + 20] = (250, 250, 40)
+    return img
+
+
+def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    x = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.repeat(x[None], channels, axis=0)
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def small_clip(clip_dir) -> Path:
+    """2 s, 25 fps, 128x96, H.264 + AAC mono 16 kHz."""
+    p = clip_dir / "small.mp4"
+    write_clip(p, gradient_frame, 50, 25, tone(2.0, 16000), 16000)
+    return p
+
+
+@pytest.fixture(scope="session")
+def demo_clip(clip_dir):
+    """The demo scene, short and small: (path, DemoScene)."""
+    p = clip_dir / "demo.mp4"
+    scene = make_demo_clip(p, seconds=4.0, fps=25, size=(144, 256), seed=3)
+    return p, scene
