@@ -64,8 +64,6 @@ EPS = 2.0 ** -52
 #: Seed of the generator used when ``rng`` is None.
 DEFAULT_SEED = 0
 
-_SOURCE = "cvzoya/saliency code_forMetrics @ 5951cdc7c2ba73e5951d4c36bea58e8c7d41e55d"
-
 # Tolerance of the end-point test of Octave's / MATLAB's colon operator (3 eps relative).
 _RANGE_TOL = 3.0 * EPS
 
@@ -100,7 +98,6 @@ def _mask(slot: str, a: np.ndarray, op) -> np.ndarray:
     out = _scratch(slot, a.size, np.bool_).reshape(a.shape)
     op(a, 0, out=out)
     return out
-
 
 
 def _as_map(x, name: str) -> np.ndarray:
@@ -500,14 +497,15 @@ def _judd_from_normalised(v: np.ndarray, pmask: np.ndarray) -> float:
     x[0] = y[0] = 0.0
     x[-1] = y[-1] = 1.0
     y[1:-1] = i / n_f
-    x[1:-1] = (a_desc - i) / (n - n_f)
+    with np.errstate(divide="ignore", invalid="ignore"):  # every pixel fixated: 0/0 -> NaN
+        x[1:-1] = (a_desc - i) / (n - n_f)
     return float(_trapz_rows(x, y))
 
 
 def _auc_judd(S: _Map, pmask: np.ndarray, jitter, rng) -> float:
     if not pmask.any() or not S.finite:
         return np.nan
-    if isinstance(jitter, (bool, np.bool_)) or jitter is None:
+    if jitter is None or isinstance(jitter, (bool, np.bool_, numbers.Integral)):
         if jitter:
             draws = _get_rng(rng).random(out=_scratch("judd.v", S.n))
         else:
@@ -558,7 +556,8 @@ def auc_judd(sal, fix, jitter=True, rng=None) -> float:
     fix : array_like [H, W], bool or real
         Binary fixation map; pixels with ``fix > 0`` are fixated (each counted once).
     jitter : bool or array_like [H, W] of float, default True
-        True: draw the jitter from ``rng``; False: no jitter (deterministic); an array:
+        True (or 1): draw the jitter from ``rng``; False (or 0): no jitter (deterministic);
+        an array:
         the uniform [0, 1) draws to use, element ``[r, c]`` added to pixel ``[r, c]`` as
         ``draw / 1e7`` (replays a recorded ``rand(size(S))``).
     rng : numpy.random.Generator or int, optional
@@ -567,8 +566,8 @@ def auc_judd(sal, fix, jitter=True, rng=None) -> float:
     Returns
     -------
     float
-        In [0, 1].  NaN if ``fix`` has no fixated pixel, if ``sal`` contains NaN/inf, or if
-        the (jittered) map is exactly constant (with ``jitter=False`` a constant map is NaN;
+        In [0, 1].  NaN if ``fix`` has no fixated pixel (or every pixel is fixated:
+        ``FP = 0/0``), if ``sal`` contains NaN/inf, or if the (jittered) map is exactly constant (with ``jitter=False`` a constant map is NaN;
         with jitter on it scores about 0.5 at random, as in the original).
 
     Raises
@@ -881,8 +880,12 @@ def auc_shuffled(sal, fix, other, n_splits=100, step=0.1, permutations=None, rng
         (the rest is ignored; at least ``n_neg`` rows are required).
     rng : numpy.random.Generator or int, optional
         Used when ``permutations`` is None; None means ``default_rng(DEFAULT_SEED)``.  Only
-        the first ``n_neg`` pixels of each permutation matter, so a uniformly random
-        ``n_neg``-subset per split is drawn directly (same distribution as ``randperm``).
+        the set of the first ``n_neg`` pixels of each permutation matters, and a split's ROC
+        only depends on how many of them fall in each threshold-grid bin, so those counts
+        are drawn directly from their multivariate hypergeometric law (exactly the
+        distribution ``randperm`` gives; a uniformly random pixel subset is drawn instead
+        when some value lies on the grid up to rounding).  The random stream therefore
+        differs from a permutation-based one, as MATLAB's does anyway.
 
     Returns
     -------

@@ -20,7 +20,7 @@ import numpy as np
 def write_clip(path: str | os.PathLike, frame_fn: Callable[[int], np.ndarray] | None, n_frames: int,
                fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000,
                video_codec: str = "libx264", audio_codec: str = "aac", pix_fmt: str = "yuv420p",
-               container_format: str | None = None) -> str:
+               container_format: str | None = None, container_options: dict | None = None) -> str:
     """Encode a clip with PyAV.
 
     Args:
@@ -31,12 +31,13 @@ def write_clip(path: str | os.PathLike, frame_fn: Callable[[int], np.ndarray] | 
         audio: float32 ``[C, n]`` in [-1, 1] (C = 1 or 2), or ``None`` for no audio stream.
         sample_rate: audio rate in Hz.
         video_codec, audio_codec, pix_fmt: FFmpeg encoder names and pixel format.
+        container_format, container_options: muxer name and options (e.g. ``{"movflags": "faststart"}``).
 
     Returns:
         ``path`` as a string.
     """
     path = os.fspath(path)
-    out = av.open(path, "w", format=container_format)
+    out = av.open(path, "w", format=container_format, options=container_options or {})
     vs = None
     if frame_fn is not None:
         first = frame_fn(0)
