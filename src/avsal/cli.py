@@ -22,7 +22,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         description="Predict saliency maps. Writes OUT/<video stem>/{maps/*.png, saliency.h5, "
                                     "overlay.mp4, meta.json}. Finished videos are skipped unless --overwrite.")
     pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
-    pr.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    pr.add_argument("--out", default="avsal_output", metavar="DIR", help="output folder (default avsal_output)")
     pr.add_argument("--model", default="classic-av", help="model name (see `avsal models`); default classic-av")
     pr.add_argument("--weights", metavar="FILE", help="weights file, for models that need one")
     g = pr.add_mutually_exclusive_group()
