@@ -54,6 +54,27 @@ def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0, amp:
     return np.repeat(x[None], channels, axis=0)
 
 
+def write_vfr_clip(path, pts_ms: list[int]) -> Path:
+    """An H.264 clip whose frames sit at the given (irregular) presentation times in milliseconds."""
+    from fractions import Fraction
+
+    import av
+
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=30)
+    vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
+    vs.codec_context.time_base = Fraction(1, 1000)
+    for i, t in enumerate(pts_ms):
+        fr = av.VideoFrame.from_ndarray(gradient_frame(i), format="rgb24")
+        fr.pts, fr.time_base = t, Fraction(1, 1000)
+        for pkt in vs.encode(fr):
+            out.mux(pkt)
+    for pkt in vs.encode(None):
+        out.mux(pkt)
+    out.close()
+    return Path(path)
+
+
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clips")

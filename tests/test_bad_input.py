@@ -17,7 +17,7 @@ from avsal.errors import InputError, OutputError
 from avsal.io import iter_frames, probe
 from avsal.synth import write_clip
 
-from conftest import SHARED, gradient_frame, tone
+from conftest import SHARED, gradient_frame, tone, write_vfr_clip
 
 
 def _fails(capsys, path, out, problem):
@@ -133,22 +133,8 @@ def test_odd_size_video(tmp_path):
 
 
 def test_synthetic_vfr_overlay_keeps_timing(tmp_path):
-    from fractions import Fraction
-
-    p = tmp_path / "vfr.mkv"
     pts_ms = [0, 40, 100, 110, 300, 333, 700, 1000, 1010, 1500]
-    out = av.open(str(p), "w")
-    vs = out.add_stream("libx264", rate=30)
-    vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
-    vs.codec_context.time_base = Fraction(1, 1000)
-    for i, t in enumerate(pts_ms):
-        fr = av.VideoFrame.from_ndarray(gradient_frame(i), format="rgb24")
-        fr.pts, fr.time_base = t, Fraction(1, 1000)
-        for pkt in vs.encode(fr):
-            out.mux(pkt)
-    for pkt in vs.encode(None):
-        out.mux(pkt)
-    out.close()
+    p = write_vfr_clip(tmp_path / "vfr.mkv", pts_ms)
     d, meta, types, _ = _ok(tmp_path, p)
     ov = [f.time for f in iter_frames(d / "overlay.mp4")]
     np.testing.assert_allclose(ov, np.array(pts_ms) / 1000, atol=2e-3)

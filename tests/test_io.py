@@ -12,7 +12,7 @@ import pytest
 from avsal.io import AudioTrack, Sampling, iter_frames, load_audio, probe, read_frames
 from avsal.synth import write_clip
 
-from conftest import gradient_frame, tone
+from conftest import gradient_frame, tone, write_vfr_clip
 
 
 def test_probe_and_frames(small_clip):
@@ -118,20 +118,8 @@ def test_stream_selection_rules():
 
 
 def test_variable_frame_rate_timestamps(tmp_path):
-    p = tmp_path / "vfr.mkv"
     pts_ms = [0, 40, 100, 110, 300, 333, 700, 1000]
-    out = av.open(str(p), "w")
-    vs = out.add_stream("libx264", rate=30)
-    vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
-    vs.codec_context.time_base = Fraction(1, 1000)
-    for i, t in enumerate(pts_ms):
-        fr = av.VideoFrame.from_ndarray(gradient_frame(i), format="rgb24")
-        fr.pts, fr.time_base = t, Fraction(1, 1000)
-        for pkt in vs.encode(fr):
-            out.mux(pkt)
-    for pkt in vs.encode(None):
-        out.mux(pkt)
-    out.close()
+    p = write_vfr_clip(tmp_path / "vfr.mkv", pts_ms)
     frames = list(iter_frames(p))
     np.testing.assert_allclose([f.time for f in frames], np.array(pts_ms) / 1000.0, atol=1e-3)
     # fps sampling follows the real timestamps: targets 0.25 s and 0.75 s -> frames at 0.3 s and 0.7 s

@@ -360,9 +360,9 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
             result.failed[path] = str(e)
             log(f"FAIL  {e}")
             continue
-        except OSError as e:
-            result.failed[path] = f"{path}: {e}"
-            log(f"FAIL  {path}: {e}")
+        except Exception as e:  # one video's unexpected failure must not stop the batch
+            result.failed[path] = f"{path}: {type(e).__name__}: {e}"
+            log(f"FAIL  {result.failed[path]}")
             continue
         result.done.append(path)
         for w in res.meta["warnings"]:
