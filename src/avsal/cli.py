@@ -1,4 +1,4 @@
-"""Command line: ``avsal predict``, ``avsal models``, ``avsal demo``.
+"""Command line: ``avsal predict``, ``avsal models``, ``avsal demo``, ``avsal convert-weights``.
 
 Exit codes: 0 all done, 1 some input failed (the others still finished), 2 bad usage or an output
 location that cannot be written.
@@ -38,6 +38,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the available models")
 
+    cw = sub.add_parser("convert-weights", help="convert an upstream checkpoint to avsal's safetensors format",
+                        description="Map an upstream checkpoint (STANet .pth, torchvision/WSL ResNeXt, VGGSound audio) "
+                                    "onto avsal's names, check every key and shape, and write OUT.safetensors + OUT.json. "
+                                    "Checkpoints are read with torch.load(weights_only=True).")
+    cw.add_argument("--model", required=True,
+                    help="stanet-s, stanet-sa, stanet-st, stanet-sta, backbone (ResNeXt-101 32x8d) or audio (VGGSound)")
+    cw.add_argument("input", metavar="IN", help="upstream checkpoint (.pth, .pth.tar, .pt)")
+    cw.add_argument("output", metavar="OUT", help="output .safetensors")
+    cw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="network config field (e.g. --set temporal_stack=\"permute\"); repeatable")
+
     de = sub.add_parser("demo", help="make a synthetic audio-visual clip and predict it",
                         description="Writes DIR/demo.mp4 (a disc hopping with beeps, another circling silently), "
                                     "runs `avsal predict` on it and prints where the overlay is.")
@@ -59,7 +70,7 @@ def _parse_overrides(items: list[str]) -> dict:
 
 
 def _cmd_predict(args) -> int:
-    from avsal.errors import OutputError
+    from avsal.errors import InputError, OutputError
     from avsal.predict import PredictOptions, predict_many
 
     try:
@@ -68,7 +79,7 @@ def _cmd_predict(args) -> int:
                               overwrite=args.overwrite, model_config=_parse_overrides(args.set))
         res = predict_many(args.inputs, args.out, opts, progress=not args.quiet,
                            log=lambda m: print(m, file=sys.stderr))
-    except (OutputError, KeyError, ValueError, TypeError) as e:
+    except (OutputError, InputError, KeyError, ValueError, TypeError) as e:
         print(f"avsal predict: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     n = len(res.done) + len(res.skipped) + len(res.failed)
@@ -86,6 +97,34 @@ def _cmd_models(_args) -> int:
 
     for m in list_models():
         print(f"{m.name:14s} {'needs weights' if m.needs_weights else 'no weights   '}  {m.description}")
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    import os
+
+    from avsal.errors import InputError, OutputError
+    from avsal.io.write import sha256_file
+    from avsal.models.checkpoints import read_checkpoint, save_weights
+    from avsal.models.stanet.convert import CheckpointError, convert_upstream_state_dict
+
+    try:
+        if not args.output.endswith(".safetensors"):
+            raise ValueError("OUT must end with .safetensors")
+        cfg = _parse_overrides(args.set)
+        sd, report = convert_upstream_state_dict(read_checkpoint(args.input), args.model, cfg)
+        save_weights(sd, args.output, args.model, cfg,
+                     provenance={"source": os.path.basename(args.input), "source_sha256": sha256_file(args.input),
+                                 "conversion": report.summary()})
+    except (InputError, OutputError, CheckpointError, ValueError) as e:
+        print(f"avsal convert-weights: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.model}: {len(report.mapped)} tensors mapped, {len(report.dropped)} dropped (modules upstream never "
+          f"uses), {len(report.unexpected)} unexpected -> {args.output}")
+    for k in report.dropped:
+        print(f"  dropped     {k}")
+    for k in report.unexpected:
+        print(f"  unexpected  {k}")
     return 0
 
 
@@ -118,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_models(args)
     if args.command == "demo":
         return _cmd_demo(args)
+    if args.command == "convert-weights":
+        return _cmd_convert(args)
     return 2  # pragma: no cover
 
 

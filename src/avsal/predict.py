@@ -33,7 +33,7 @@ from avsal.io.audio import load_audio
 from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
 from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
                             sha256_file, write_png)
-from avsal.models import create_model, upsample
+from avsal.models import create_video_model, upsample
 
 #: File extensions collected when an input is a folder.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
@@ -143,7 +143,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
             except InputError as e:
                 warnings.warn(f"{path}: {e.problem}; the audio cues are disabled")
         else:
-            warnings.warn(f"{path}: no audio stream; the audio cues are disabled")
+            warnings.warn(f"{path}: no audio stream; the audio cues are disabled (silent audio)")
         if audio is not None and audio.samples.size:
             rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
             if rms < NEAR_SILENT_RMS:
@@ -190,7 +190,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
     meta = {
         "avsal_version": avsal.__version__,
         "model": model.name,
-        "model_config": model.config.to_dict() if hasattr(model.config, "to_dict") else {},
+        "model_config": _model_config(model),
         "weights": opts.weights and os.path.basename(opts.weights),
         "weights_sha256": sha256_file(opts.weights) if opts.weights else None,
         "input": os.path.basename(path),
@@ -217,6 +217,14 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
     return VideoPrediction(maps=np.stack(maps) if keep_maps else None,
                            frame_indices=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
                            meta=meta, out_dir=out_dir)
+
+
+def _model_config(model) -> dict:
+    cfg = model.config.to_dict() if hasattr(model.config, "to_dict") else {}
+    net = getattr(model, "net", None)
+    if net is not None and hasattr(net, "config"):
+        cfg["network"] = net.config.to_dict()
+    return cfg
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -290,7 +298,7 @@ def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir
     _check_options(opts)
     sampling = Sampling(every=every, fps=fps, times=times)
     resolve_device(device)
-    net = create_model(model, weights=weights, **model_config)
+    net = create_video_model(model, weights=weights, device=device, batch_size=batch_size, **model_config)
     if out_dir is None:
         return _run(path, net, opts, None, keep_maps, progress, sampling)
     root = ensure_writable_dir(out_dir)
@@ -343,7 +351,8 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
     _check_options(opts)
     resolve_device(opts.device)
     root = ensure_writable_dir(out)
-    net = create_model(opts.model, weights=opts.weights, **opts.model_config)
+    net = create_video_model(opts.model, weights=opts.weights, device=opts.device, batch_size=opts.batch_size,
+                             **opts.model_config)
     paths = collect_inputs(inputs)
     result = BatchResult()
     names = output_names(paths)

@@ -135,3 +135,110 @@ def rms_envelope(track: AudioTrack, times: Sequence[float] | np.ndarray, length:
     """
     w = track.windows(times, length)
     return np.sqrt(np.mean(np.square(w, dtype=np.float64), axis=1)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# STANet audio features (upstream VGGClssfication/audiostft.py recipe)
+# ----------------------------------------------------------------------------------------------------
+
+#: Samples per feature window: one second at 16 kHz.
+STFT_WINDOW = 16000
+#: Shape of one window's feature map (frequency bins, time steps).
+STFT_SHAPE = (81, 199)
+
+
+def stft_features(wave: np.ndarray) -> np.ndarray:
+    """Log-spectrogram features of consecutive one-second windows, as upstream STANet computes them.
+
+    Recipe (upstream ``audiostft.py``): the 16 kHz mono signal is cut into ``n = len // 16000``
+    non-overlapping windows of 16000 samples (a shorter tail is dropped), each clipped to [−1, 1];
+    ``scipy.signal.spectrogram(w, 16000, nperseg=160, noverlap=80)`` (default Tukey(0.25) window, PSD
+    scaling) gives 81 × 199; then ``log(x + 1e-7)`` and a z-score over the whole window map
+    (``(x − mean) / (std + 1e-9)``, population std). An all-zero window gives all zeros, never NaN.
+
+    Args:
+        wave: float ``[N]`` mono samples at 16 kHz.
+
+    Returns:
+        float32 ``[n, 81, 199]`` (``n = N // 16000``; may be 0).
+
+    Raises:
+        ValueError: ``wave`` is not one-dimensional.
+    """
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"stft_features expects a 1-D signal, got shape {wave.shape}")
+    n = len(wave) // STFT_WINDOW
+    if n == 0:
+        return np.zeros((0, *STFT_SHAPE), np.float32)
+    return stft_windows(wave[: n * STFT_WINDOW].reshape(n, STFT_WINDOW))
+
+
+def stft_windows(windows: np.ndarray) -> np.ndarray:
+    """The :func:`stft_features` map of each row of ``windows`` (float ``[T, 16000]``) → ``[T, 81, 199]``."""
+    from scipy import signal
+
+    w = np.clip(np.asarray(windows, dtype=np.float64), -1.0, 1.0)
+    _, _, spec = signal.spectrogram(w, STFT_WINDOW, nperseg=160, noverlap=80, axis=-1)
+    spec = np.log(spec + 1e-7)
+    mean = spec.mean(axis=(1, 2), keepdims=True)
+    std = spec.std(axis=(1, 2), keepdims=True)
+    return ((spec - mean) / (std + 1e-9)).astype(np.float32)
+
+
+def stft_features_at(track: AudioTrack | None, times) -> np.ndarray:
+    """Per-frame variant: the one-second window **centred** on each time (zero-padded at the ends).
+
+    Used at inference on arbitrary frame rates. ``track`` must be 16 kHz; ``None`` (no audio) gives the
+    features of silence (all zeros).
+
+    Args:
+        track: the soundtrack at 16 kHz, or ``None``.
+        times: ``[T]`` seconds.
+
+    Returns:
+        float32 ``[T, 81, 199]``.
+
+    Raises:
+        ValueError: the track is not at 16 kHz.
+    """
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    if track is None:
+        return np.zeros((len(times), *STFT_SHAPE), np.float32)
+    if track.sample_rate != STFT_WINDOW:
+        raise ValueError(f"STANet audio features need 16 kHz audio, got {track.sample_rate} Hz")
+    return stft_windows(track.windows(times, 1.0))
+
+
+def write_features_h5(path, features: np.ndarray) -> None:
+    """Write features under the dataset key ``dataset`` (upstream-compatible), atomically.
+
+    Args:
+        path: output ``.h5``.
+        features: ``[81, 199]`` (one window, as upstream writes per file) or ``[n, 81, 199]``.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    tmp = path + ".partial"
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("dataset", data=np.asarray(features, dtype=np.float32))
+    os.replace(tmp, path)
+
+
+def read_features_h5(path) -> np.ndarray:
+    """Read the ``dataset`` array of an upstream or avsal feature file (float32).
+
+    Raises:
+        InputError: missing file, not HDF5, or no ``dataset`` key.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if "dataset" not in f:
+                raise InputError(path, f"no 'dataset' key (keys: {', '.join(f.keys())})")
+            return np.asarray(f["dataset"][()], dtype=np.float32)
+    except (OSError, FileNotFoundError) as e:
+        raise InputError(path, f"not a readable HDF5 feature file ({e})") from None

@@ -76,6 +76,17 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
+def _kaiming_init(module: nn.Module, bn_std: float) -> None:
+    """torchvision's ResNet initialisation: Kaiming-normal fan-out convolutions; BatchNorm weight 1 (or
+    N(1, bn_std) as the VGGSound code does), bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, bn_std) if bn_std > 0 else nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def _make_stage(block, cin: int, planes: int, blocks: int, stride: int, **kw) -> tuple[nn.Sequential, int]:
     downsample = None
     cout = planes * block.expansion
@@ -120,6 +131,7 @@ class ResNeXt(nn.Module):
         self.stages = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(c, num_classes) if num_classes and stages == 4 else None
+        _kaiming_init(self, bn_std=0.0)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` → ``[B, base, H/4, W/4]`` (conv1, bn1, relu, maxpool)."""
@@ -224,6 +236,7 @@ class AudioResNet(nn.Module):
         self.avgpool = NetVLAD(num_clusters=k, dim=c)  # upstream's attribute name for the pooling
         self.out_dim = k * c
         self.fc_ = nn.Linear(self.out_dim, num_classes) if num_classes else None
+        _kaiming_init(self, bn_std=0.02)  # upstream also re-initialises the NetVLAD conv here
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 1, F, T]`` → NetVLAD embedding ``[B, out_dim]`` (unit L2 norm)."""

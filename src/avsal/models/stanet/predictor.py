@@ -1,0 +1,193 @@
+"""Video inference with STA: ``avsal predict VIDEO --model stanet-sta --weights W``.
+
+Frame t of the *sampled* sequence is predicted from the triplet (t, t−1, t+1) and the one-second audio
+windows centred on those frames; at the ends the missing neighbour is replaced by frame t itself
+(replicate padding). Upstream ``test.py`` pushes every triplet through the whole network, so each frame
+goes through ResNeXt-101 and the audio net three times; here each frame is encoded **once**
+(:meth:`STANet.encode`, batched) and its features are reused by the three triplets that need them.
+
+Output map (stanet.md §5): the centre frame's finest read-out ``f0_0`` (or ``f0_1``), sigmoid, divided
+by its max, optionally blurred with a Gaussian of ``blur_sigma`` pixels at the network resolution (σ = 7
+as in the CVPR-time test script; 0 disables it), then resized to the frame size by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from avsal.io.audio import AudioTrack, stft_features_at
+from avsal.io.video import Frame
+from avsal.models.classic import Prediction
+from avsal.models.stanet.networks import FrameFeatures, STANet
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class STAInferenceConfig:
+    """How STA is run on a video.
+
+    Attributes:
+        input_size: square network input (356 as upstream; frames are resized without keeping the
+            aspect ratio, like upstream's square ``Resize``).
+        output: ``"f0_0"`` (finest, default) or ``"f0_1"`` (stride-16 stage) of the centre frame.
+        blur_sigma: Gaussian blur σ in pixels at ``input_size`` (0 = none).
+        batch_size: frames encoded per forward pass.
+        device: ``"cpu"`` or ``"cuda"``.
+        bf16: bfloat16 autocast (≈2–3× faster on CPUs with AVX512-BF16 and on GPUs).
+        channels_last: channels-last memory format.
+    """
+
+    input_size: int = 356
+    output: str = "f0_0"
+    blur_sigma: float = 7.0
+    batch_size: int = 8
+    device: str = "cpu"
+    bf16: bool = False
+    channels_last: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preprocess(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` → float32 ``[3, size, size]``, bilinear resize, ImageNet-normalised."""
+    x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def _cat(feats: list[FrameFeatures]) -> FrameFeatures:
+    return FrameFeatures(*(torch.cat([getattr(f, n) for f in feats]) for n in ("s0", "s1", "x", "av")))
+
+
+class STAVideoModel:
+    """Streaming STA inference with per-frame feature reuse (see the module docstring).
+
+    Args:
+        net: a :class:`STANet` with weights loaded.
+        config: :class:`STAInferenceConfig`; keyword overrides allowed.
+
+    ``stream(frames, audio)`` yields a :class:`~avsal.models.classic.Prediction` per selected frame, with a
+    float32 ``[input_size, input_size]`` map in [0, 1].
+    """
+
+    name = "stanet-sta"
+    needs_weights = True
+
+    def __init__(self, net: STANet, config: STAInferenceConfig | None = None, **overrides):
+        cfg = config or STAInferenceConfig()
+        if overrides:
+            cfg = STAInferenceConfig(**{**asdict(cfg), **overrides})
+        if cfg.output not in ("f0_0", "f0_1"):
+            raise ValueError(f"output must be 'f0_0' or 'f0_1', got {cfg.output!r}")
+        self.config = cfg
+        self.device = torch.device(cfg.device)
+        self.net = net.eval().to(self.device)
+        if cfg.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
+
+    @torch.inference_mode()
+    def encode(self, frames: list[Frame], audio: AudioTrack | None) -> list[FrameFeatures]:
+        """Encode frames once: ``len(frames)`` per-frame :class:`FrameFeatures` (batch 1 each)."""
+        x = torch.stack([preprocess(f.rgb, self.config.input_size) for f in frames]).to(self.device)
+        a = torch.from_numpy(stft_features_at(audio, [f.time for f in frames])).to(self.device)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            feats = self.net.encode(x, a)
+        return [feats.index(slice(i, i + 1)) for i in range(len(frames))]
+
+    @torch.inference_mode()
+    def decode(self, centre: list[FrameFeatures], prev: list[FrameFeatures], nxt: list[FrameFeatures]
+               ) -> np.ndarray:
+        """Saliency maps ``float32 [N, S, S]`` in [0, 1] of N centre frames from their neighbours' features."""
+        size = (self.config.input_size, self.config.input_size)
+        with self._autocast():
+            out1, out0 = self.net.decode_centre(_cat(centre), _cat(prev), _cat(nxt), size)
+        return self.postprocess(out0 if self.config.output == "f0_0" else out1)
+
+    def postprocess(self, logits: torch.Tensor) -> np.ndarray:
+        """Logits ``[N, 1, S, S]`` → maps ``float32 [N, S, S]``: sigmoid, / max, optional blur, / max."""
+        sal = torch.sigmoid(logits.float())[:, 0]
+        sal = sal / sal.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+        maps = sal.cpu().numpy().astype(np.float32)
+        if self.config.blur_sigma > 0:
+            maps = np.stack([cv2.GaussianBlur(m, (0, 0), self.config.blur_sigma) for m in maps])
+            maps /= np.maximum(maps.reshape(len(maps), -1).max(1), 1e-12)[:, None, None]
+        return maps
+
+    def stream(self, frames: Iterable[Frame], audio: AudioTrack | None = None) -> Iterator[Prediction]:
+        """Predict every selected frame (unselected frames are skipped), in order.
+
+        A missing soundtrack is replaced by silence (all-zero features); the caller records the warning.
+        """
+        if audio is not None and audio.sample_rate != 16000:
+            raise ValueError("stanet-sta needs the soundtrack at 16 kHz")
+        bs = max(1, self.config.batch_size)
+        meta: list[tuple[int, float]] = []   # (index, time) of encoded frames not yet emitted, + 1 before
+        feats: list[FrameFeatures] = []      # their features, aligned with meta
+        done = 0                             # number of frames emitted so far (absolute position)
+        base = 0                             # absolute position of feats[0]
+        batch: list[Frame] = []
+
+        def flush(final: bool) -> Iterator[Prediction]:
+            nonlocal done, base
+            last = base + len(feats) - 1     # absolute position of the newest encoded frame
+            todo = list(range(done, last + 1 if final else last))  # a frame needs its successor unless final
+            if not todo:
+                return
+            centre = [feats[p - base] for p in todo]
+            prev = [feats[max(p - 1, 0) - base] if p > 0 else feats[p - base] for p in todo]
+            nxt = [feats[min(p + 1, last) - base] for p in todo]
+            maps = self.decode(centre, prev, nxt)
+            for p, m in zip(todo, maps):
+                idx, t = meta[p - base]
+                yield Prediction(index=idx, time=t, saliency=m)
+            done = todo[-1] + 1
+            keep_from = max(done - 1, base)  # the previous frame of the next centre must stay
+            del feats[: keep_from - base]
+            del meta[: keep_from - base]
+            base = keep_from
+
+        for f in frames:
+            if not f.selected:
+                continue
+            batch.append(f)
+            if len(batch) == bs:
+                feats.extend(self.encode(batch, audio))
+                meta.extend((b.index, b.time) for b in batch)
+                batch = []
+                yield from flush(final=False)
+        if batch:
+            feats.extend(self.encode(batch, audio))
+            meta.extend((b.index, b.time) for b in batch)
+        if feats:
+            yield from flush(final=True)
+
+    @torch.inference_mode()
+    def naive_triplets(self, frames: list[Frame], audio: AudioTrack | None, batch_size: int = 2) -> np.ndarray:
+        """Upstream-style reference: every triplet through the full network (``forward``), ``batch_size``
+        triplets at a time; returns the same maps as :meth:`stream` (used by tests and the benchmark)."""
+        n = len(frames)
+        x = torch.stack([preprocess(f.rgb, self.config.input_size) for f in frames])
+        a = torch.from_numpy(stft_features_at(audio, [f.time for f in frames]))
+        order = [(t, max(t - 1, 0), min(t + 1, n - 1)) for t in range(n)]
+        maps = []
+        for i in range(0, n, batch_size):
+            trip = order[i:i + batch_size]
+            xf = torch.stack([x[list(o)] for o in trip]).to(self.device)
+            af = torch.stack([a[list(o)] for o in trip]).to(self.device)
+            with self._autocast():
+                outs = self.net(xf, af)
+            maps.append(self.postprocess(outs[1] if self.config.output == "f0_0" else outs[0]))
+        return np.concatenate(maps)
