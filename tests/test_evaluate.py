@@ -128,7 +128,7 @@ def test_other_map_hand():
     union = np.array([[1, 0, 1], [0, 1, 1], [0, 0, 0]], bool)
     fix = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0]], float)
     o = P.other_map(union, fix)
-    assert o.dtype == np.float64
+    assert o.dtype == bool
     assert np.array_equal(o, [[0, 0, 1], [0, 1, 0], [0, 0, 0]])
     # eval_*.m removes only pixels where eyeMap == 1
     assert P.other_map(union, 2 * fix)[0, 0] == 1
@@ -323,7 +323,6 @@ def test_end_to_end_stavis_layout(tiny, tmp_path, capsys):
     for entry in per_video:
         s, v = int(entry["split"]), entry["video"]
         assert entry["status"] == "ok" and entry["n_scored"] == str(NF - 8) and entry["n_missing"] == "0"
-        vi = 0 if v == "vidA" else 1
         ref = reference_frame_values(data, v, s, range(9, NF + 1),
                                      lambda k: pred / f"split{s}_results" / "avad" / v / f"pred_sal_{k:06d}.jpg")
         mine = [r for r in rows if r["split"] == str(s) and r["video"] == v]
@@ -339,7 +338,6 @@ def test_end_to_end_stavis_layout(tiny, tmp_path, capsys):
         for k in P.PAPER_METRICS:
             assert close(float(entry[k]), m[k])
         means.append(m)
-        del vi
     for k in P.PAPER_METRICS:
         assert close(summary["scores"][k], np.mean([m[k] for m in means]))  # pooled over the 3 entries
         assert close(summary["per_split"]["1"][k], means[0][k])

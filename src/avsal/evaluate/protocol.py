@@ -144,7 +144,8 @@ class ProtocolConfig:
     Attributes:
         protocol: ``"stavis"`` (post-processing of :func:`postprocess_map`, then resize) or
             ``"vinet"`` (resize only, as ViNet's ``eval_diem.m``, where ``postprocessMap`` is
-            commented out).
+            commented out; ViNet's script takes ``nframes`` from the count of ``eyeMap`` JPEGs,
+            here it comes from the fold list in both protocols).
         frames: ``"stavis"`` (frames ``first_frame``..nframes) or ``"all"`` (1..nframes);
             default ``"stavis"`` for the STAViS protocol and ``"all"`` for ViNet's.
         first_frame: first frame scored in ``"stavis"`` mode (default 9, STAViS's +9 naming).
@@ -431,10 +432,10 @@ def other_map(union: np.ndarray, fix: np.ndarray) -> np.ndarray:
         fix: the frame's fixation map ``[H, W]``.
 
     Returns:
-        float64 ``[H, W]`` of 0/1.
+        bool ``[H, W]`` (the metric only uses ``other > 0``; MATLAB's is a double 0/1 map).
     """
-    o = (np.asarray(union) > 0).astype(np.float64)
-    o[np.asarray(fix) == 1] = 0.0
+    o = np.asarray(union) > 0
+    o[np.asarray(fix) == 1] = False
     return o
 
 

@@ -408,7 +408,9 @@ def read_mat_map(path: str | os.PathLike, variable: str = "eyeMap") -> np.ndarra
     except NotImplementedError:  # MATLAB v7.3 = HDF5
         a, names = _read_mat73(path, variable)
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, zlib errors ... on corrupt files
-        raise InputError(path, f"not a readable .mat file ({type(e).__name__}: {e})") from None
+        if not _is_hdf5(path):
+            raise InputError(path, f"not a readable .mat file ({type(e).__name__}: {e})") from None
+        a, names = _read_mat73(path, variable)  # HDF5 without MATLAB's 128-byte header
     if a is None:
         listed = ", ".join(n[0] if isinstance(n, tuple) else str(n) for n in (names or [])) or "none"
         raise InputError(path, f"has no variable {variable!r} (variables: {listed})")
@@ -417,6 +419,15 @@ def read_mat_map(path: str | os.PathLike, variable: str = "eyeMap") -> np.ndarra
         raise InputError(path, f"variable {variable!r} is not a non-empty 2-D numeric array "
                                f"({a.dtype}, shape {a.shape})")
     return a
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        import h5py
+
+        return bool(h5py.is_hdf5(path))
+    except (ImportError, OSError):
+        return False
 
 
 def _read_mat73(path: Path, variable: str):

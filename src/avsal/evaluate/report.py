@@ -217,6 +217,13 @@ def _save(fig, path: Path) -> None:
         f.write(buf.getvalue())
 
 
+def _horizontal() -> dict:
+    import matplotlib
+
+    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 9) else {"vert": False}
+
+
 def plot_per_video(path: str | os.PathLike, results: list[VideoResult], metrics: tuple[str, ...]) -> None:
     """``per_video.png``: one panel per metric, one box per (split, video) of its per-frame values.
 
@@ -236,7 +243,7 @@ def plot_per_video(path: str | os.PathLike, results: list[VideoResult], metrics:
             v = v[~np.isnan(v)]
             data.append(v if v.size else np.array([np.nan]))
         if ok:
-            ax.boxplot(data, vert=False, widths=0.6, showfliers=False)
+            ax.boxplot(data, widths=0.6, showfliers=False, **_horizontal())
             ax.plot([r.means[m] for r in ok], np.arange(1, n + 1), "o", ms=3, color="tab:red")
             ax.set_yticks(np.arange(1, n + 1))
             ax.set_yticklabels(labels if i == 0 else [""] * n, fontsize=7)
