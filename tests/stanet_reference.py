@@ -260,3 +260,31 @@ def make_inputs(name: str, seed: int = INPUT_SEED) -> dict[str, torch.Tensor]:
         z = torch.round(z / INPUT_STEP) * INPUT_STEP
         out[arg] = z.clamp(-INPUT_CLIP, INPUT_CLIP).to(torch.float32).contiguous()
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# stored fixtures
+# ----------------------------------------------------------------------------------------------
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every key (UTF-8) followed by its tensor's raw bytes, in dict order.  The
+    values recorded in ``params.json`` (``weights_sha256``) are for
+    ``make_upstream_state_dict(load_keys(name), WEIGHT_SEED)``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, value in state.items():
+        h.update(key.encode("utf-8"))
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_reference(name: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Stored ``(inputs, outputs)`` of network ``name`` from ``ref_<name>.npz`` as float32
+    tensors, keyed and ordered by :data:`INPUT_NAMES` / :data:`OUTPUT_NAMES`."""
+    import numpy as np
+
+    with np.load(DATA_DIR / f"ref_{name}.npz") as z:
+        inputs = {k: torch.from_numpy(z[k].copy()) for k in INPUT_NAMES[name]}
+        outputs = {k: torch.from_numpy(z[k].copy()) for k in OUTPUT_NAMES[name]}
+    return inputs, outputs

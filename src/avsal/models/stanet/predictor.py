@@ -63,6 +63,14 @@ def preprocess(rgb: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
+def set_memory_format(net: torch.nn.Module, fmt: torch.memory_format) -> None:
+    """Put every 4-D parameter (2-D convolutions) in ``fmt`` in place; Conv3d/Linear weights stay as they are."""
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.ndim == 4:
+                p.data = p.data.contiguous(memory_format=fmt)
+
+
 def _cat(feats: list[FrameFeatures]) -> FrameFeatures:
     return FrameFeatures(*(torch.cat([getattr(f, n) for f in feats]) for n in ("s0", "s1", "x", "av")))
 
@@ -90,8 +98,7 @@ class STAVideoModel:
         self.config = cfg
         self.device = torch.device(cfg.device)
         self.net = net.eval().to(self.device)
-        if cfg.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        set_memory_format(self.net, torch.channels_last if cfg.channels_last else torch.contiguous_format)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
