@@ -49,6 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="network config field (e.g. --set temporal_stack=\"permute\"); repeatable")
 
+    from avsal.train import command as train_command
+
+    train_command.add_parser(sub)
+
     de = sub.add_parser("demo", help="make a synthetic audio-visual clip and predict it",
                         description="Writes DIR/demo.mp4 (a disc hopping with beeps, another circling silently), "
                                     "runs `avsal predict` on it and prints where the overlay is.")
@@ -159,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_demo(args)
     if args.command == "convert-weights":
         return _cmd_convert(args)
+    if args.command in ("train", "cams"):
+        from avsal.train import command as train_command
+
+        return train_command.run(args)
     return 2  # pragma: no cover
 
 

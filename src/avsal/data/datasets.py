@@ -1,0 +1,202 @@
+"""Training datasets over a *prepared root* (``docs/weak_pipeline.md``) and a pseudo-GT folder.
+
+* :class:`FrameDataset` — one frame (+ its audio features) per item, for S and SA;
+* :class:`TripletDataset` — frames (t, t−1, t+1) of a clip (+ audio), for ST;
+* :class:`STADataset` — triplets with their pseudo-GT maps, only where all three pseudo-GTs exist
+  (upstream ``STANet_train&test/utils/LoadData.py``).
+
+Items are deterministic functions of ``(seed, epoch, index)`` (:meth:`set_epoch`), whatever the number of
+DataLoader workers or processes; the random crop/jitter is shared by the frames of a triplet (upstream ST
+crops each frame independently: ``independent_crops=True``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from avsal.data.transforms import TrainTransform, resize_square
+from avsal.errors import InputError
+from avsal.io.audio import read_features_h5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One manifest row (paths absolute)."""
+
+    clip: str
+    second: int
+    frame: str
+    audio: str
+    class_id: int
+    split: str
+
+
+def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[Sample]:
+    """Rows of ``ROOT/manifest.csv`` (optionally of one split), sorted by clip then second.
+
+    Raises:
+        InputError: no manifest, or a row without the expected columns.
+    """
+    root = os.fspath(root)
+    path = os.path.join(root, "manifest.csv")
+    if not os.path.isfile(path):
+        raise InputError(path, "no manifest.csv: is this a prepared root (`avsal prepare`)?")
+    out = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                s = Sample(row["clip"], int(row["second"]), os.path.join(root, row["frame"]),
+                           os.path.join(root, row["audio"]), int(row["class_id"]), row["split"])
+            except (KeyError, ValueError) as e:
+                raise InputError(path, f"line {i}: bad row ({e})") from None
+            if split is None or s.split == split:
+                out.append(s)
+    return sorted(out, key=lambda s: (s.clip, s.second))
+
+
+def read_classes(root: str | os.PathLike) -> list[str]:
+    """``ROOT/classes.json`` (class names by id)."""
+    path = os.path.join(os.fspath(root), "classes.json")
+    if not os.path.isfile(path):
+        raise InputError(path, "no classes.json in the prepared root")
+    with open(path) as f:
+        return list(json.load(f))
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` from an image file; InputError naming the file if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"cannot read image ({e})") from None
+
+
+def one_hot(class_id: int, num_classes: int) -> torch.Tensor:
+    v = torch.zeros(num_classes)
+    v[class_id] = 1.0
+    return v
+
+
+def _neighbours(samples: list[Sample]) -> list[tuple[int, int, int]]:
+    """Per sample: indices of (t, t−1, t+1) within its clip; a missing neighbour is t itself."""
+    pos = {(s.clip, s.second): i for i, s in enumerate(samples)}
+    out = []
+    for i, s in enumerate(samples):
+        out.append((i, pos.get((s.clip, s.second - 1), i), pos.get((s.clip, s.second + 1), i)))
+    return out
+
+
+class _Base(Dataset):
+    def __init__(self, samples: list[Sample], transform: TrainTransform, num_classes: int, seed: int = 0):
+        if not samples:
+            raise ValueError("empty dataset (no manifest rows for this split?)")
+        self.samples = samples
+        self.transform = transform
+        self.num_classes = num_classes
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of ``epoch`` (call before each epoch, as ``DistributedSampler``)."""
+        self.epoch = epoch
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class FrameDataset(_Base):
+    """Single frames: ``(frame [3, S, S], audio [81, 199], label one-hot [K], index)``."""
+
+    def __getitem__(self, i):
+        s = self.samples[i]
+        x = self.transform(load_rgb(s.frame), self.rng(i))
+        a = torch.from_numpy(read_features_h5(s.audio).reshape(81, 199))
+        return x, a, one_hot(s.class_id, self.num_classes), i
+
+
+class TripletDataset(_Base):
+    """Frames (t, t−1, t+1) of the same clip: ``(frames [3, 3, S, S], audio [3, 81, 199], label [K], index)``.
+
+    Args:
+        independent_crops: draw a separate crop/jitter per frame (upstream ST) instead of one shared.
+    """
+
+    def __init__(self, samples, transform, num_classes, seed=0, independent_crops: bool = False):
+        super().__init__(samples, transform, num_classes, seed)
+        self.neighbours = _neighbours(samples)
+        self.independent_crops = independent_crops
+
+    def __getitem__(self, i):
+        rng = self.rng(i)
+        idx = self.neighbours[i]
+        shared = self.transform.params(rng)
+        frames = [self.transform.apply(load_rgb(self.samples[j].frame),
+                                       self.transform.params(rng) if self.independent_crops else shared)
+                  for j in idx]
+        audio = [torch.from_numpy(read_features_h5(self.samples[j].audio).reshape(81, 199)) for j in idx]
+        return torch.stack(frames), torch.stack(audio), one_hot(self.samples[i].class_id, self.num_classes), i
+
+
+def read_pseudo_gt(folder: str | os.PathLike) -> dict[tuple[str, int], str]:
+    """``PGT/pseudo_gt.csv`` → {(clip, second): absolute PNG path}."""
+    folder = os.fspath(folder)
+    path = os.path.join(folder, "pseudo_gt.csv")
+    if not os.path.isfile(path):
+        raise InputError(path, "no pseudo_gt.csv: is this a pseudo-GT folder (`avsal pseudo-gt finalize`)?")
+    with open(path, newline="") as f:
+        return {(r["clip"], int(r["second"])): os.path.join(folder, r["path"]) for r in csv.DictReader(f)}
+
+
+class STADataset(Dataset):
+    """STA training triplets with pseudo-GT: only frames t whose t−1, t and t+1 pseudo-GTs all exist.
+
+    Items: ``(frames [3, 3, S, S], audio [3, 81, 199], gt [3, 1, S, S] in [0, 1], index)``, both in the order
+    (t, t−1, t+1) — the model's input order, paired with (gt_t, gt_{t−1}, gt_{t+1}) as upstream. Frames are
+    resized to ``size²`` with colour jitter (no crop, as upstream STA); pseudo-GTs resized to ``size²``.
+    """
+
+    def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0):
+        self.size, self.jitter, self.seed, self.epoch = size, jitter, seed, 0
+        pos = {(s.clip, s.second): s for s in samples}
+        self.items = []
+        for s in samples:
+            keys = [(s.clip, s.second), (s.clip, s.second - 1), (s.clip, s.second + 1)]
+            if all(k in pseudo_gt and k in pos for k in keys):
+                self.items.append(([pos[k] for k in keys], [pseudo_gt[k] for k in keys]))
+        if not self.items:
+            raise ValueError("no frame has pseudo-GTs for itself and both neighbours")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from avsal.data.transforms import to_tensor
+
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        jseed = int(rng.integers(0, 2**63 - 1))
+        samples, gts = self.items[i]
+        frames = []
+        for s in samples:
+            x = resize_square(load_rgb(s.frame), self.size).astype(np.float32) / 255.0
+            if self.jitter is not None:
+                x = self.jitter(x, np.random.default_rng(jseed))
+            frames.append(to_tensor(x))
+        audio = [torch.from_numpy(read_features_h5(s.audio).reshape(81, 199)) for s in samples]
+        gt = [torch.from_numpy(resize_square(np.asarray(Image.open(g).convert("L"), np.float32) / 255.0,
+                                             self.size))[None] for g in gts]
+        return torch.stack(frames), torch.stack(audio), torch.stack(gt), i

@@ -1,0 +1,1 @@
+"""Training: the shared loop (:mod:`~avsal.train.engine`), losses, the STANet tasks, CAM extraction."""
