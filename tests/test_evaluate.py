@@ -525,6 +525,7 @@ def test_bad_fold_lists(tiny, tmp_path, capsys):
     assert rc == 1 and "vidZ" in err
     pv = {r["video"]: r for r in read_csv(tmp_path / "o" / "per_video.csv")}
     assert pv["vidZ"]["status"] == "failed" and pv["vidB"]["status"] == "ok"
+    assert str(data / "annotations" / "AVAD" / "vidZ") in pv["vidZ"]["error"] and "not found" in err
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert not s["complete"] and s["n_videos"]["cc"] == 3 and s["n_listed"] == 4
     assert "Partial result" in (tmp_path / "o" / "summary.md").read_text()
@@ -597,3 +598,28 @@ def test_readers_errors(tmp_path):
     assert R.read_prediction(tmp_path / "f.npy").dtype == np.float64
     with pytest.raises(InputError, match="file not found"):
         R.read_prediction(tmp_path / "none.png")
+
+
+def test_video_ground_truth_union_and_values(tmp_path):
+    d = tmp_path / "v"
+    (d / "maps").mkdir(parents=True)
+    a = np.zeros((4, 6))
+    a[1, 2] = 1
+    b = np.zeros((4, 6))
+    b[3, 5] = 1
+    for k, m in ((1, a), (2, b)):
+        scipy.io.savemat(d / f"fixMap_{k:05d}.mat", {"eyeMap": m})
+    gt = P.VideoGroundTruth(d, 2)
+    f1 = gt.fixations(1)
+    assert f1.dtype == np.uint8 and f1[1, 2] == 1 and f1.sum() == 1
+    assert np.array_equal(gt.union, (a + b) > 0)
+    assert np.array_equal(P.other_map(gt.union, f1), b > 0)  # the other frames' fixations only
+    # non-binary maps keep their values (and eval_*.m's ``== 1`` test)
+    scipy.io.savemat(d / "fixMap_00002.mat", {"eyeMap": 2 * b})
+    gt = P.VideoGroundTruth(d, 2)
+    assert gt.fixations(2).dtype == np.float64 and gt.fixations(2)[3, 5] == 2
+    with pytest.raises(InputError, match="fixMap_00003.mat"):
+        P.VideoGroundTruth(d, 3)
+    scipy.io.savemat(d / "fixMap_00002.mat", {"eyeMap": np.zeros((5, 6))})
+    with pytest.raises(InputError, match="differs from frame 1"):
+        P.VideoGroundTruth(d, 2)

@@ -49,9 +49,18 @@ def _build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="network config field (e.g. --set temporal_stack=\"permute\"); repeatable")
 
+    from avsal.data import command as prepare_command
+    from avsal.evaluate import command as evaluate_command
+    from avsal.pseudo_gt import command as pseudo_gt_command
     from avsal.train import command as train_command
 
+    prepare_command.add_parser(sub)
     train_command.add_parser(sub)
+    pseudo_gt_command.add_parser(sub)
+    evaluate_command.add_parser(sub)
+    from avsal import pipeline
+
+    pipeline.add_parser(sub)
 
     de = sub.add_parser("demo", help="make a synthetic audio-visual clip and predict it",
                         description="Writes DIR/demo.mp4 (a disc hopping with beeps, another circling silently), "
@@ -167,6 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         from avsal.train import command as train_command
 
         return train_command.run(args)
+    if args.command == "prepare":
+        from avsal.data import command as prepare_command
+
+        return prepare_command.run(args)
+    if args.command == "pseudo-gt":
+        from avsal.pseudo_gt import command as pseudo_gt_command
+
+        return pseudo_gt_command.run(args)
+    if args.command == "pipeline":
+        from avsal import pipeline
+
+        return pipeline.run(args)
+    if args.command == "evaluate":
+        from avsal.evaluate import command as evaluate_command
+
+        return evaluate_command.run(args)
     return 2  # pragma: no cover
 
 

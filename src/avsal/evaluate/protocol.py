@@ -236,10 +236,9 @@ def normalize_image1(x: np.ndarray) -> np.ndarray:
         float64 array of ``x``'s shape.
     """
     x = np.asarray(x, dtype=np.float64)
-    if np.isnan(x).all():
+    mx, mn = _max_skipnan(x), _min_skipnan(x)
+    if np.isnan(mx):
         return x.copy()
-    mx = np.nanmax(x)
-    mn = np.nanmin(x)
     if mx == mn:
         return x - mx + 0.5
     return (x - mn) / (mx - mn)
@@ -265,11 +264,26 @@ def postprocess_map(pred: np.ndarray, sigma: float = STAVIS_BLUR_SIGMA) -> np.nd
     Source: STAViS ``eval_code/postprocessMap.m``, ``normalizeImage1.m`` (spec 1.1 step 5).
     """
     x = 255.0 * np.asarray(pred, dtype=np.float64)
-    x = np.clip(x, 0.0, 255.0)
+    np.clip(x, 0.0, 255.0, out=x)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mx = np.nanmax(x) if not np.isnan(x).all() else np.nan
-        x = (x / mx) * 255.0
+        x /= _max_skipnan(x)
+        x *= 255.0
     return gaussian_blur(normalize_image1(x), sigma)
+
+
+def _max_skipnan(x: np.ndarray) -> float:
+    """MATLAB ``max(x(:))``: NaN skipped; NaN only when every value is NaN."""
+    m = x.max()
+    if np.isnan(m):
+        m = np.nan if np.isnan(x).all() else np.nanmax(x)
+    return float(m)
+
+
+def _min_skipnan(x: np.ndarray) -> float:
+    m = x.min()
+    if np.isnan(m):
+        m = np.nan if np.isnan(x).all() else np.nanmin(x)
+    return float(m)
 
 
 def stavis_uint8(pred: np.ndarray) -> np.ndarray:
@@ -434,7 +448,8 @@ def other_map(union: np.ndarray, fix: np.ndarray) -> np.ndarray:
     Returns:
         bool ``[H, W]`` (the metric only uses ``other > 0``; MATLAB's is a double 0/1 map).
     """
-    o = np.asarray(union) > 0
+    u = np.asarray(union)
+    o = u.copy() if u.dtype == np.bool_ else u > 0
     o[np.asarray(fix) == 1] = False
     return o
 
@@ -499,6 +514,7 @@ class VideoGroundTruth:
         self.nframes = int(nframes)
         self.shape = None
         self._fix = {}
+        self._binary = True  # every stored nonzero value is 1: fixations() can be uint8
         acc = None
         for k in range(1, self.nframes + 1):
             p = self.fix_path(k)
@@ -514,6 +530,7 @@ class VideoGroundTruth:
             flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
             idx = np.flatnonzero(flat)
             vals = flat[idx]
+            self._binary = self._binary and bool(np.all(vals == 1.0))
             self._fix[k] = (idx, vals)
             acc[idx] += vals
         self.union = (acc > 0).reshape(self.shape)  # createShuffmap1.m: sum(...) > 0
@@ -525,10 +542,16 @@ class VideoGroundTruth:
         return self.dir / "maps" / f"eyeMap_{k:05d}.jpg"
 
     def fixations(self, k: int) -> np.ndarray:
-        """float64 ``[H, W]`` fixation map of frame ``k`` (values as stored, normally 0/1)."""
+        """``[H, W]`` fixation map of frame ``k``: uint8 0/1 when every map of the video is binary
+        (the usual case; the metrics only test ``> 0``, ``!= 0`` and ``== 1``), else float64
+        with the stored values."""
         idx, vals = self._fix[k]
-        f = np.zeros(self.shape[0] * self.shape[1])
-        f[idx] = vals
+        if self._binary:
+            f = np.zeros(self.shape[0] * self.shape[1], np.uint8)
+            f[idx] = 1
+        else:
+            f = np.zeros(self.shape[0] * self.shape[1])
+            f[idx] = vals
         return f.reshape(self.shape)
 
     def density(self, k: int) -> np.ndarray:
@@ -647,6 +670,9 @@ def evaluate_video(job: VideoJob) -> VideoResult:
         if not wanted:
             raise InputError(job.annotation_dir, f"no frame to score: the video has {job.nframes} frames and "
                                                  f"scoring starts at frame {cfg.first_frame}")
+        if not Path(job.annotation_dir).is_dir():
+            raise InputError(job.annotation_dir, f"annotation folder of video {job.video} (listed in the split "
+                                                 f"{job.split} test list) not found")
         if job.pred_dir is None:
             raise InputError(job.pred_spec.root, f"no prediction folder for video {job.video} (split {job.split})")
         res.layout, files = list_prediction_frames(job.pred_dir, job.pred_spec, wanted)
