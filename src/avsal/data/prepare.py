@@ -305,7 +305,8 @@ def read_labels_csv(path: str | os.PathLike) -> list[LabelEntry]:
         if as_int is not None:
             classes = classes or ave_classes()
             if not 0 <= as_int < len(classes):
-                raise InputError(path, f"line {lineno}: class id {as_int} is not an AVE class id (0-{len(classes) - 1})")
+                raise InputError(path, f"line {lineno}: class id {as_int} is not an AVE class id "
+                                 f"(0-{len(classes) - 1})")
             label = classes[as_int]
         if video in seen:
             raise InputError(path, f"line {lineno}: video {video!r} is already listed on line {seen[video]}")
@@ -692,7 +693,8 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
         "clip": clip_id, "seconds": wanted, "class_id": class_id, "class_name": class_name, "split": split,
         "video": os.path.abspath(video_path), "video_size": os.path.getsize(video_path),
         "width": info.width, "height": info.height, "fps": info.fps,
-        "audio_seconds": audio_len, "audio_padded_seconds": [s for s in wanted if (s + 1) * SAMPLE_RATE > len(samples)],
+        "audio_seconds": audio_len,
+        "audio_padded_seconds": [s for s in wanted if (s + 1) * SAMPLE_RATE > len(samples)],
         "wav": keep_wav,
     }
     _atomic_write_json(os.path.join(frame_dir, MARKER), marker)
@@ -796,20 +798,20 @@ def _run_jobs(jobs: list[_ClipJob], n_jobs: int, progress: bool, skipped: int,
             for j in jobs:
                 j.threads = 1
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no state inherited by fork
-            with _single_threaded_children():
+            with _single_threaded_children():  # workers start (on submit) with these variables set
                 ex = ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx,
                                          initializer=_init_worker)
-            try:
-                futs = {ex.submit(_run_job, j): j for j in jobs}
-                for f in as_completed(futs):
-                    try:
-                        record(*f.result())
-                    except Exception as e:  # the worker died (out of memory, BrokenProcessPool, ...)
-                        record(futs[f].clip, None, f"worker process failed ({type(e).__name__}: {e})")
-            except BaseException:  # Ctrl-C: drop the clips not started yet instead of waiting for them
-                ex.shutdown(wait=False, cancel_futures=True)
-                raise
-            ex.shutdown()
+                try:
+                    futs = {ex.submit(_run_job, j): j for j in jobs}
+                    for f in as_completed(futs):
+                        try:
+                            record(*f.result())
+                        except Exception as e:  # the worker died (out of memory, BrokenProcessPool, ...)
+                            record(futs[f].clip, None, f"worker process failed ({type(e).__name__}: {e})")
+                except BaseException:  # Ctrl-C: drop the clips not started yet instead of waiting for them
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    raise
+                ex.shutdown()
     finally:
         bar.close()
     return done, failures

@@ -337,7 +337,8 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                grid: int = 356, factor: float = 2.0, box: str = "upstream", require_all: bool = True, *,
                start: float = 2.0, step: float = 0.05, min_size: int = 100, box_window: int | None = None,
                eps: float = 1e-4, split: str | None = None, correct_only: bool = False, audio: str = "link",
-               resize: str = "matlab", overwrite: bool = False, progress: bool = True) -> dict:
+               resize: str = "matlab", overwrite: bool = False, progress: bool = True,
+               empty_box: str = "skip") -> dict:
     """Stage 4: fuse the coarse CAMs, box the salient region and write a crops root.
 
     Replaces ``Coarse_Fine_crop.m`` (and its copies ``Coarse_Fine_crop1…12.m``); with ``box="adaptive"``,
@@ -348,7 +349,8 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
        branches of different input sizes be fused), min-max normalised, and the branches are fused with
        :func:`~avsal.pseudo_gt.fusion.fuse_cams` weighted by ``cams.csv``'s ``prob``;
     2. box = :func:`~avsal.pseudo_gt.fusion.crop_box` (``F > factor · mean F``; a frame with an empty box is
-       skipped, as upstream) or, with ``box="adaptive"``, :func:`~avsal.pseudo_gt.fusion.adaptive_box`
+       skipped, as upstream, or given the whole frame with ``empty_box="full"``, useful for weak early
+       models whose CAMs are flat) or, with ``box="adaptive"``, :func:`~avsal.pseudo_gt.fusion.adaptive_box`
        (``start``, ``step``, ``min_size``), then averaged over ``box_window`` seconds
        (:func:`~avsal.pseudo_gt.fusion.average_boxes`; default 1 for upstream, 3 for adaptive as STA_trial);
     3. the frame ``frames/<clip>/<s>.jpg`` (original size) is resized to ``grid × grid`` (square, aspect not
@@ -445,7 +447,8 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
 
     settings = {"grid": grid, "factor": factor, "box": box, "start": start, "step": step, "min_size": min_size,
                 "box_window": box_window, "eps": eps, "require_all": require_all, "split": split,
-                "correct_only": correct_only, "audio": audio, "resize": resize, "jpeg_quality": JPEG_QUALITY}
+                "correct_only": correct_only, "audio": audio, "resize": resize, "jpeg_quality": JPEG_QUALITY,
+                "empty_box": empty_box}
     inputs = {"data_root": os.path.abspath(data_root), "cams": cam_dirs}
     identity = {"settings": settings, "inputs": inputs}
     _prepare_out(out_root, CROP_CONFIG, identity, overwrite, [data_root, *cam_dirs.values()])
@@ -468,6 +471,8 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                     bx = adaptive_box(fused, start, step, min_size)
                 else:
                     bx = crop_box(fused, factor)
+                if bx is None and empty_box == "full":
+                    bx = (0, grid - 1, 0, grid - 1)
                 if bx is None:
                     skipped.append((clip, sec, "empty box (no pixel above the threshold)"))
                 else:
