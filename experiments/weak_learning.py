@@ -125,8 +125,8 @@ def evaluate_cams(cam_dir: str, truth: list[dict], size: int) -> dict:
             "accuracy": correct / n}
 
 
-def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 8, size: int = 128,
-        batch_size: int = 16, lr: float = 0.01, lr_mult=(1, 1, 1, 1), seed: int = 0, progress: bool = False,
+def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 15, size: int = 128,
+        batch_size: int = 16, lr: float = 0.003, lr_mult=(1, 2, 10, 20), seed: int = 0, progress: bool = False,
         modes=("S", "SA")) -> dict:
     """Train S (and SA, and S on SA's frames) and evaluate their CAMs on held-out clips."""
     from avsal.train.cams import compute_cams
@@ -158,15 +158,17 @@ def main() -> int:
     ap.add_argument("--out", help="work folder (default: a temporary one)")
     ap.add_argument("--train-clips", type=int, default=60)
     ap.add_argument("--test-clips", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--lr-mult", type=float, nargs=4, default=(1, 1, 1, 1))
+    ap.add_argument("--lr", type=float, default=0.003)
+    ap.add_argument("--lr-mult", type=float, nargs=4, default=(1, 2, 10, 20))
     ap.add_argument("--modes", nargs="+", default=["S", "SA"])
+    ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        res = run(args.out or tmp, args.train_clips, args.test_clips, args.epochs, lr=args.lr, lr_mult=args.lr_mult,
+        res = run(args.out or tmp, args.train_clips, args.test_clips, args.epochs, size=args.size, lr=args.lr,
+                  lr_mult=args.lr_mult,
                   seed=args.seed, modes=args.modes)
     for k, v in res.items():
         print(f"{k:12s} accuracy {v['accuracy']:.2f}  CAM peak inside object {v['peak_inside_object']:.2f}  "
