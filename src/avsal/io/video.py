@@ -294,23 +294,36 @@ def _targets(sampling: Sampling) -> Iterator[float]:
 # Decoding
 # ----------------------------------------------------------------------------------------------------
 
-@dataclass
 class Frame:
     """One decoded video frame.
 
     Attributes:
         index: 0-based position in decode (presentation) order; ``maps/%06d.png`` uses ``index + 1``.
         time: presentation timestamp in seconds (on the container timeline; see ``VideoInfo.start_time``).
-        rgb: ``uint8 [H, W, 3]``, display orientation.
+        rgb: ``uint8 [H, W, 3]``, display orientation. Converted from the decoder's picture on first
+            access only, so frames that are never looked at cost no colour conversion.
         selected: whether the sampling chose this frame for prediction.
         pts: the raw pts in the video stream's time base (``None`` if the container has none).
+        targets: for the ``fps``/``times`` samplings, the indices of the target times this frame is the
+            nearest frame to (empty for unselected frames and the other modes).
     """
 
-    index: int
-    time: float
-    rgb: np.ndarray = field(repr=False)
-    selected: bool = True
-    pts: int | None = None
+    __slots__ = ("index", "time", "selected", "pts", "targets", "_rgb", "_picture", "_rotation")
+
+    def __init__(self, index: int, time: float, rgb: np.ndarray | None = None, selected: bool = True,
+                 pts: int | None = None, targets: tuple[int, ...] = (), picture=None, rotation: int = 0):
+        self.index, self.time, self.selected, self.pts, self.targets = index, time, selected, pts, targets
+        self._rgb, self._picture, self._rotation = rgb, picture, rotation
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = _rotate(self._picture.to_ndarray(format="rgb24"), self._rotation)
+            self._picture = None
+        return self._rgb
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, time={self.time:.3f}, selected={self.selected})"
 
 
 def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
@@ -319,12 +332,17 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90)))  # clockwise
 
 
-def _decode_raw(path: str, info: VideoInfo) -> Iterator[Frame]:
+def _decode_raw(path: str, info: VideoInfo, threads: int = 0) -> Iterator[Frame]:
     """All frames of the chosen stream, in order, with timestamps; decode errors become InputError."""
     container = open_container(path)
     try:
         stream = container.streams[info.video_stream]
-        stream.thread_type = "AUTO"
+        if threads == 1:
+            stream.codec_context.thread_count = 1
+        else:
+            stream.thread_type = "AUTO"
+            if threads > 1:
+                stream.codec_context.thread_count = threads
         tb = float(stream.time_base) if stream.time_base else None
         last_t = None
         index = 0
@@ -342,8 +360,7 @@ def _decode_raw(path: str, info: VideoInfo) -> Iterator[Frame]:
                 t = frame.pts * tb
             else:
                 t = (last_t + step) if last_t is not None else info.start_time
-            rgb = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-            yield Frame(index=index, time=float(t), rgb=rgb, pts=frame.pts)
+            yield Frame(index=index, time=float(t), pts=frame.pts, picture=frame, rotation=info.rotation)
             last_t = t
             index += 1
     finally:
@@ -356,7 +373,7 @@ def _decode_raw(path: str, info: VideoInfo) -> Iterator[Frame]:
 
 
 def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
-                info: VideoInfo | None = None) -> Iterator[Frame]:
+                info: VideoInfo | None = None, threads: int = 0) -> Iterator[Frame]:
     """Stream every decoded frame of a video, marking those the sampling selects.
 
     All frames are yielded (models that need temporal context, e.g. motion, use the unselected ones
@@ -367,6 +384,7 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
         path: the video file.
         sampling: which frames are selected (default: every frame).
         info: a :func:`probe` result, to avoid probing twice.
+        threads: decoder threads (0: FFmpeg chooses; 1: single-threaded, e.g. in worker processes).
 
     Yields:
         :class:`Frame` objects in presentation order, ``rgb`` as ``uint8 [H, W, 3]``.
@@ -377,7 +395,7 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
     path = os.fspath(path)
     sampling = sampling or Sampling()
     info = info or probe(path)
-    raw = _decode_raw(path, info)
+    raw = _decode_raw(path, info, threads)
     if sampling.mode == "all":
         yield from raw
         return
@@ -390,7 +408,7 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
     # Nearest-frame selection for target times: frame i owns the times between the midpoints to its
     # neighbours, so a frame is chosen iff some target falls in its interval. Needs one frame look-ahead.
     targets = _targets(sampling)
-    target = next(targets, None)
+    target, k = next(targets, None), 0
     prev: Frame | None = None
     t0 = None
     prev_mid = -math.inf
@@ -399,24 +417,24 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
             t0 = cur.time
         if prev is not None:
             mid = 0.5 * ((prev.time - t0) + (cur.time - t0))
-            hit = False
+            owned = []
             while target is not None and target < mid:
                 if target >= prev_mid:
-                    hit = True
-                target = next(targets, None)
-            prev.selected = hit
+                    owned.append(k)
+                target, k = next(targets, None), k + 1
+            prev.selected, prev.targets = bool(owned), tuple(owned)
             prev_mid = mid
             yield prev
         prev = cur
     if prev is not None:
         # The last frame owns [prev_mid, the end of its display interval (its time + one nominal step)].
         end = (prev.time - t0) + 1.0 / max(info.fps, 1e-6)
-        hit = False
+        owned = []
         while target is not None and target <= end:
             if target >= prev_mid:
-                hit = True
-            target = next(targets, None)
-        prev.selected = hit
+                owned.append(k)
+            target, k = next(targets, None), k + 1
+        prev.selected, prev.targets = bool(owned), tuple(owned)
         yield prev
 
 
