@@ -40,25 +40,19 @@ class Sample:
 
 
 def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[Sample]:
-    """Rows of ``ROOT/manifest.csv`` (optionally of one split), sorted by clip then second.
+    """Rows of ``ROOT/manifest.csv`` (optionally of one split) with absolute paths, sorted by clip then second.
 
     Raises:
-        InputError: no manifest, or a row without the expected columns.
+        InputError: no manifest, or one with other columns or malformed rows.
     """
+    from avsal.data.prepare import read_manifest as read_rows
+
     root = os.fspath(root)
     path = os.path.join(root, "manifest.csv")
     if not os.path.isfile(path):
         raise InputError(path, "no manifest.csv: is this a prepared root (`avsal prepare`)?")
-    out = []
-    with open(path, newline="") as f:
-        for i, row in enumerate(csv.DictReader(f), start=2):
-            try:
-                s = Sample(row["clip"], int(row["second"]), os.path.join(root, row["frame"]),
-                           os.path.join(root, row["audio"]), int(row["class_id"]), row["split"])
-            except (KeyError, ValueError) as e:
-                raise InputError(path, f"line {i}: bad row ({e})") from None
-            if split is None or s.split == split:
-                out.append(s)
+    out = [Sample(r.clip, r.second, os.path.join(root, r.frame), os.path.join(root, r.audio), r.class_id, r.split)
+           for r in read_rows(root) if split is None or r.split == split]
     return sorted(out, key=lambda s: (s.clip, s.second))
 
 
