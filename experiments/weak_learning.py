@@ -14,7 +14,7 @@ CAMs).
 
 Usage::
 
-    python experiments/weak_learning.py [--out DIR] [--train-clips 60] [--epochs 8] [--json results.json]
+    python experiments/weak_learning.py [--out DIR] [--train-clips 150] [--epochs 25] [--json results.json]
 """
 
 from __future__ import annotations
@@ -156,9 +156,9 @@ def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 15,
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="work folder (default: a temporary one)")
-    ap.add_argument("--train-clips", type=int, default=60)
+    ap.add_argument("--train-clips", type=int, default=150)
     ap.add_argument("--test-clips", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--lr-mult", type=float, nargs=4, default=(1, 2, 10, 20))
