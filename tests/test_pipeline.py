@@ -57,7 +57,7 @@ def _config(tmp_path):
     return {"work": "work", "videos": "videos", "annotations": "Annotations.txt", "splits": "splits", "tiny": True,
            "selective_cams": False, "progress": False,
            "scam": {"epochs": 1, "batch_size": 3, "device": "cpu", "lr": 1e-3},
-           "sta": {"epochs": 3, "batch_size": 2, "device": "cpu", "lr": 5e-3},
+           "sta": {"epochs": 4, "batch_size": 2, "device": "cpu", "lr": 1e-3},
            "scam_task": {"resize": 72, "crop": 64}, "fine_task": {"resize": 64, "crop": 64},
            "sta_task": {"size": 64}, "crop": {"empty_box": "full"}}
 
@@ -87,9 +87,10 @@ def test_pipeline_weak_end_to_end(tmp_path):
     maps = [np.asarray(Image.open(w / "pseudo_gt" / r["path"])) for r in pgt]
     assert all(m.shape == (356, 356) for m in maps) and sum(m.max() > 0 for m in maps) >= len(maps) // 2
     with open(w / "runs" / "sta" / "log.csv") as f:
-        loss = [float(r["loss"]) for r in csv.DictReader(f)]
-    k = max(1, len(loss) // 3)
-    assert np.mean(loss[-k:]) < np.mean(loss[:k]), loss
+        rows = list(csv.DictReader(f))
+    first = [float(r["loss"]) for r in rows if r["epoch"] == "0"]
+    last = [float(r["loss"]) for r in rows if r["epoch"] == rows[-1]["epoch"]]
+    assert np.mean(last) < np.mean(first), (first, last)  # same triplets each epoch: the STA loss decreases
     assert (w / "runs" / "sta" / "model.safetensors").exists()
     # a second run finds every stage finished
     mtime = (w / "runs" / "sta" / "model.safetensors").stat().st_mtime_ns
