@@ -56,6 +56,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from avsal.errors import InputError, OutputError
+from avsal.parallel import single_threaded_children
 
 __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER", "SAMPLE_RATE", "SPLIT_FILES",
            "AveAnnotation", "ClipFailure", "LabelEntry", "ManifestRow", "PrepareResult", "ave_classes",
@@ -702,23 +703,6 @@ def _init_worker() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Worker processes inherit one BLAS/OpenMP thread each through the environment."""
-    saved = {n: os.environ.get(n) for n in _THREAD_ENV}
-    for n in _THREAD_ENV:
-        if saved[n] is None:
-            os.environ[n] = "1"
-    try:
-        yield
-    finally:
-        for n, v in saved.items():
-            if v is None:
-                os.environ.pop(n, None)
 
 
 def _run_jobs(jobs: list[_ClipJob], n_jobs: int, progress: bool, skipped: int,
@@ -751,7 +735,7 @@ def _run_jobs(jobs: list[_ClipJob], n_jobs: int, progress: bool, skipped: int,
             for j in jobs:
                 j.threads = 1
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no state inherited by fork
-            with _single_threaded_children():  # workers start (on submit) with these variables set
+            with single_threaded_children():  # workers start (on submit) with these variables set
                 ex = ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx,
                                          initializer=_init_worker)
                 try:

@@ -23,7 +23,6 @@ The module exposes :func:`add_parser` (adds the ``evaluate`` sub-command to an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from avsal.evaluate.protocol import (FRAME_MODES, METRIC_LABELS, PAPER_METRICS, 
                                      ProtocolConfig, VideoJob, VideoResult, aggregate, evaluate_video,
                                      parse_metrics)
 from avsal.evaluate.readers import PredictionSpec, StavisLayout, check_pattern, find_prediction_dir
+from avsal.parallel import single_threaded_children
 
 __all__ = ["add_parser", "run", "run_jobs"]
 
@@ -100,21 +100,6 @@ def _err(msg: str) -> None:
     print(f"avsal evaluate: error: {msg}", file=sys.stderr)
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Worker processes start with one BLAS/OpenMP thread each (set in the environment they inherit)."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-    saved = {n: os.environ.get(n) for n in names}
-    for n in names:
-        if saved[n] is None:
-            os.environ[n] = "1"
-    try:
-        yield
-    finally:
-        for n, v in saved.items():
-            if v is None:
-                os.environ.pop(n, None)
 
 
 def run_jobs(jobs: list[VideoJob], n_jobs: int = 1, progress: bool = True, log=None) -> list[VideoResult]:
@@ -147,7 +132,7 @@ def run_jobs(jobs: list[VideoJob], n_jobs: int = 1, progress: bool = True, log=N
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             ctx = multiprocessing.get_context("spawn")
-            with _single_threaded_children(), \
+            with single_threaded_children(), \
                     ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx) as ex:
                 futs = {ex.submit(evaluate_video, j): j for j in jobs}
                 for f in as_completed(futs):
