@@ -75,6 +75,7 @@ def load_rgb(path: str) -> np.ndarray:
 
 
 def one_hot(class_id: int, num_classes: int) -> torch.Tensor:
+    """float32 ``[num_classes]`` with 1 at ``class_id`` (upstream's multilabel targets)."""
     v = torch.zeros(num_classes)
     v[class_id] = 1.0
     return v
@@ -104,6 +105,7 @@ class _Base(Dataset):
         self.epoch = epoch
 
     def rng(self, index: int) -> np.random.Generator:
+        """The augmentation generator of item ``index`` in the current epoch (a function of seed, epoch, index)."""
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def __len__(self) -> int:

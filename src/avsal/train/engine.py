@@ -75,17 +75,23 @@ class Task(Protocol):
 
     name: str
 
-    def build_model(self) -> torch.nn.Module: ...
+    def build_model(self) -> torch.nn.Module:
+        """A freshly initialised network (weights may be loaded by ``fit``'s ``init_fn``)."""
 
-    def dataset(self): ...
+    def dataset(self):
+        """A map-style dataset with ``set_epoch(epoch)``; items are tuples of tensors ending with the index."""
 
-    def loss(self, model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict]: ...
+    def loss(self, model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict]:
+        """``(scalar loss, {name: extra scalar to log})`` of one batch."""
 
-    def config_dict(self) -> dict: ...
+    def config_dict(self) -> dict:
+        """Every setting of the task, for ``RUN/config.json``."""
 
 
 @dataclass
 class DistInfo:
+    """This process's place in a (possibly single-process) run: rank, world size, local rank, device."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0

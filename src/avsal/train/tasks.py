@@ -139,6 +139,7 @@ class ScamTask:
         return FrameDataset(self.samples(), self.transform(), k, self.seed)
 
     def loss(self, model, batch):
+        """Multilabel soft-margin on raw + fused logits (ST: ``w_raw·Σ raw + w_fused·Σ fused`` over 3 frames)."""
         frames, audio, label, _ = batch
         if self.branch == "S":
             raw, fused, _, _ = model(frames)
@@ -191,6 +192,7 @@ class STATask:
                           ColorJitter() if self.jitter else None, self.seed)
 
     def loss(self, model, batch):
+        """Σ over the 6 outputs of BCEWithLogits + KLD against the matching pseudo-GT (t, t, t−1, t−1, t+1, t+1)."""
         frames, audio, gt, _ = batch
         outs = model(frames, audio)
         # upstream order f0_1, f0_0, f1_1, f1_0, f2_0, f2_1 <-> (gt_t, gt_t, gt_t-1, gt_t-1, gt_t+1, gt_t+1)

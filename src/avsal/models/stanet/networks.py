@@ -111,6 +111,7 @@ class _Base(nn.Module):
         self.config = cfg
 
     def head_modules(self) -> list[nn.Module]:
+        """The new (non-backbone) layers: those upstream names ``extra_*`` and initialises N(0, 0.01)."""
         return [m for n, m in self.named_children() if n not in ("backbone", "audio_net")]
 
     def _init_heads(self) -> None:
@@ -240,6 +241,7 @@ class FrameFeatures:
     av: torch.Tensor
 
     def index(self, idx) -> "FrameFeatures":
+        """The features of a subset of the batch (``idx``: an index, slice or index tensor)."""
         return FrameFeatures(self.s0[idx], self.s1[idx], self.x[idx], self.av[idx])
 
 
