@@ -127,8 +127,12 @@ def evaluate_cams(cam_dir: str, truth: list[dict], size: int) -> dict:
 
 def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 15, size: int = 128,
         batch_size: int = 16, lr: float = 0.003, lr_mult=(1, 2, 10, 20), seed: int = 0, progress: bool = False,
-        modes=("S", "SA")) -> dict:
-    """Train S (and SA, and S on SA's frames) and evaluate their CAMs on held-out clips."""
+        modes=("S", "SA"), sa_size: int | None = None, sa_epochs: int | None = None) -> dict:
+    """Train S (and SA, and S on SA's frames) and evaluate their CAMs on held-out clips.
+
+    ``sa_size`` / ``sa_epochs`` override ``size`` / ``epochs`` for the SA task (SA reads layer4, stride 32,
+    so it needs a larger input than S, which reads layer3, for the same CAM resolution).
+    """
     from avsal.train.cams import compute_cams
     from avsal.train.engine import TrainConfig, fit
     from avsal.train.tasks import ScamTask
@@ -136,20 +140,22 @@ def run(out: str, train_clips: int = 60, test_clips: int = 20, epochs: int = 15,
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
     for mode in modes:
+        m_size = (sa_size or size) if mode == "SA" else size
+        m_epochs = (sa_epochs or epochs) if mode == "SA" else epochs
         root = os.path.join(out, f"data_{mode}")
-        make_task(root, mode, train_clips, size=size, seed=seed, split="train")
-        truth = make_task(root, mode, test_clips, size=size, seed=seed + 1000, split="test")
+        make_task(root, mode, train_clips, size=m_size, seed=seed, split="train")
+        truth = make_task(root, mode, test_clips, size=m_size, seed=seed + 1000, split="test")
         branches = ["S"] if mode == "S" else ["SA", "S"]
         for branch in branches:
             run_dir = os.path.join(out, f"run_{mode}_{branch}")
-            task = ScamTask(branch=branch, stage="coarse", data=root, tiny=True, resize=size, crop=size,
+            task = ScamTask(branch=branch, stage="coarse", data=root, tiny=True, resize=m_size, crop=m_size,
                             jitter=False, seed=seed)
-            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, milestones=(int(epochs * 0.75),),
+            cfg = TrainConfig(epochs=m_epochs, batch_size=batch_size, lr=lr, milestones=(int(m_epochs * 0.75),),
                               save_every=0, device="cpu", seed=seed, weight_decay=1e-4, lr_mult=tuple(lr_mult))
             fit(task, cfg, run_dir, progress=progress)
             cams = os.path.join(out, f"cams_{mode}_{branch}")
             compute_cams(run_dir, root, cams, split="test", cam_class="label", selective=False, progress=progress)
-            results[f"{mode}-task/{branch}"] = evaluate_cams(cams, truth, size)
+            results[f"{mode}-task/{branch}"] = evaluate_cams(cams, truth, m_size)
     return results
 
 
@@ -164,11 +170,13 @@ def main() -> int:
     ap.add_argument("--lr-mult", type=float, nargs=4, default=(1, 2, 10, 20))
     ap.add_argument("--modes", nargs="+", default=["S", "SA"])
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--sa-size", type=int, default=256)
+    ap.add_argument("--sa-epochs", type=int, default=40)
     ap.add_argument("--json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         res = run(args.out or tmp, args.train_clips, args.test_clips, args.epochs, size=args.size, lr=args.lr,
-                  lr_mult=args.lr_mult,
+                  lr_mult=args.lr_mult, sa_size=args.sa_size, sa_epochs=args.sa_epochs,
                   seed=args.seed, modes=args.modes)
     for k, v in res.items():
         print(f"{k:12s} accuracy {v['accuracy']:.2f}  CAM peak inside object {v['peak_inside_object']:.2f}  "
