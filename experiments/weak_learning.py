@@ -12,6 +12,12 @@ CAMs).
   family) but silent; the audio and the label are those of the sounding object. We count how often the
   CAM is higher on the sounding object than on the silent one, and compare with S trained on the same frames.
 
+Result (seed 0, defaults): S 0.93 of CAM peaks inside the object; SA's CAM higher on the sounding object in 0.90
+of the frames — but S trained on the same frames without audio scores 1.00 there, because the label's class
+appearance already singles out the sounding object. Whether SA *uses* the audio is not shown by this set-up:
+upstream's AVfusion ``softmax_j(q_i p_j)`` gives each row a one-parameter family over the global visual
+embedding ``p``, so the audio can only re-weight channels ranked by the whole frame.
+
 Usage::
 
     python experiments/weak_learning.py [--out DIR] [--train-clips 150] [--epochs 25] [--json results.json]
