@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from avsal.data.transforms import TrainTransform, resize_square
 from avsal.errors import InputError
+from avsal.io.image import read_gray, read_rgb
 from avsal.io.audio import read_features_h5
 
 
@@ -63,15 +63,6 @@ def read_classes(root: str | os.PathLike) -> list[str]:
         raise InputError(path, "no classes.json in the prepared root")
     with open(path) as f:
         return list(json.load(f))
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` from an image file; InputError naming the file if unreadable."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"cannot read image ({e})") from None
 
 
 def one_hot(class_id: int, num_classes: int) -> torch.Tensor:
@@ -117,7 +108,7 @@ class FrameDataset(_Base):
 
     def __getitem__(self, i):
         s = self.samples[i]
-        x = self.transform(load_rgb(s.frame), self.rng(i))
+        x = self.transform(read_rgb(s.frame), self.rng(i))
         a = torch.from_numpy(read_features_h5(s.audio).reshape(81, 199))
         return x, a, one_hot(s.class_id, self.num_classes), i
 
@@ -138,7 +129,7 @@ class TripletDataset(_Base):
         rng = self.rng(i)
         idx = self.neighbours[i]
         shared = self.transform.params(rng)
-        frames = [self.transform.apply(load_rgb(self.samples[j].frame),
+        frames = [self.transform.apply(read_rgb(self.samples[j].frame),
                                        self.transform.params(rng) if self.independent_crops else shared)
                   for j in idx]
         audio = [torch.from_numpy(read_features_h5(self.samples[j].audio).reshape(81, 199)) for j in idx]
@@ -188,11 +179,11 @@ class STADataset(Dataset):
         samples, gts = self.items[i]
         frames = []
         for s in samples:
-            x = resize_square(load_rgb(s.frame), self.size).astype(np.float32) / 255.0
+            x = resize_square(read_rgb(s.frame), self.size).astype(np.float32) / 255.0
             if self.jitter is not None:
                 x = self.jitter(x, np.random.default_rng(jseed))
             frames.append(to_tensor(x))
         audio = [torch.from_numpy(read_features_h5(s.audio).reshape(81, 199)) for s in samples]
-        gt = [torch.from_numpy(resize_square(np.asarray(Image.open(g).convert("L"), np.float32) / 255.0,
+        gt = [torch.from_numpy(resize_square(read_gray(g).astype(np.float32) / 255.0,
                                              self.size))[None] for g in gts]
         return torch.stack(frames), torch.stack(audio), torch.stack(gt), i

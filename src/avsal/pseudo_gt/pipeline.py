@@ -128,14 +128,9 @@ def load_cam(path: str) -> np.ndarray:
     Raises:
         InputError: missing or unreadable file.
     """
-    if not os.path.isfile(path):
-        raise InputError(path, "CAM file not found")
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise InputError(path, "not a readable image (corrupt or unsupported format)")
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
-    return as_float_map(img)
+    from avsal.io.image import read_gray
+
+    return as_float_map(read_gray(path))
 
 
 def load_frame(path: str) -> np.ndarray:
@@ -144,12 +139,9 @@ def load_frame(path: str) -> np.ndarray:
     Raises:
         InputError: missing or unreadable file.
     """
-    if not os.path.isfile(path):
-        raise InputError(path, "frame file not found")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise InputError(path, "not a readable image (corrupt or unsupported format)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    from avsal.io.image import read_rgb
+
+    return read_rgb(path)
 
 
 def resize_rgb(rgb: np.ndarray, shape, method: str = "matlab") -> np.ndarray:
