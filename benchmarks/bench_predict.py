@@ -30,10 +30,7 @@ DEFAULT_CLIP = REPO.parent / "shared" / "data" / "videos" / "open_license" / "bi
 
 def _transcode(src: str, dst: str, width: int, height: int) -> None:
     """Re-encode ``src`` at ``width x height`` (H.264, audio copied as AAC) with PyAV."""
-    import av
-    import numpy as np
-
-    from avsal.io import iter_frames, load_audio, probe
+    from avsal.io import iter_frames, probe
     from avsal.io.write import OverlayWriter
 
     info = probe(src)

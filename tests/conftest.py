@@ -23,6 +23,8 @@ def shared_data_dir() -> Path | None:
 
 
 SHARED = shared_data_dir()
+#: The project specs folder (``../shared/specs``), if present: the metric test-input script lives there.
+SPECS = SHARED.parent / "specs" if SHARED is not None and (SHARED.parent / "specs").is_dir() else None
 
 
 def shared_videos() -> list[Path]:
@@ -94,3 +96,25 @@ def demo_clip(clip_dir):
     p = clip_dir / "demo.mp4"
     scene = make_demo_clip(p, seconds=4.0, fps=25, size=(144, 256), seed=3)
     return p, scene
+
+
+@pytest.fixture(scope="session")
+def spec_inputs(tmp_path_factory) -> Path:
+    """The inputs of the metric spec's §5 table, made by the spec's own script (skipped without it)."""
+    import importlib.util
+    import sys
+
+    script = SPECS / "make_metric_test_inputs.py" if SPECS is not None else None
+    if script is None or not script.is_file():
+        pytest.skip("shared specs (make_metric_test_inputs.py) not available")
+    spec = importlib.util.spec_from_file_location("make_metric_test_inputs", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path_factory.mktemp("metric_inputs")
+    argv = sys.argv
+    try:
+        sys.argv = ["make_metric_test_inputs.py", str(out)]
+        mod.main()
+    finally:
+        sys.argv = argv
+    return out

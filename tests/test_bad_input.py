@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from avsal.cli import main
-from avsal.errors import InputError, OutputError
+from avsal.errors import OutputError
 from avsal.io import iter_frames, probe
 from avsal.synth import write_clip
 

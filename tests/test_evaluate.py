@@ -31,10 +31,8 @@ from avsal.evaluate import command, imresize
 from avsal.evaluate import protocol as P
 from avsal.evaluate import readers as R
 
-from conftest import SHARED
 
-SPECS = Path("/work/shared/specs") if Path("/work/shared/specs").is_dir() else (
-    SHARED.parent / "specs" if SHARED is not None else None)
+
 
 NF = 20  # frames per video of the tiny dataset
 H, W = 45, 80  # its ground-truth size
@@ -178,27 +176,6 @@ def test_parse_metrics_and_config():
     assert P.ProtocolConfig().frames == "stavis" and P.ProtocolConfig(protocol="vinet").frames == "all"
     with pytest.raises(ValueError):
         P.ProtocolConfig(protocol="matlab")
-
-
-@pytest.fixture(scope="module")
-def spec_inputs(tmp_path_factory):
-    script = SPECS / "make_metric_test_inputs.py" if SPECS is not None else None
-    if script is None or not script.is_file():
-        pytest.skip("shared specs (make_metric_test_inputs.py) not available")
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("make_metric_test_inputs", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path_factory.mktemp("metric_inputs")
-    argv = sys.argv
-    try:
-        sys.argv = ["make_metric_test_inputs.py", str(out)]
-        mod.main()
-    finally:
-        sys.argv = argv
-    return out
 
 
 def test_spec_stavis_frame_example(spec_inputs):

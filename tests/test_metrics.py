@@ -3,16 +3,14 @@
 * Parity fixtures (tests/data/parity, from the original code under Octave 7.3, with the random
   draws recorded): every case x every metric, tolerances of the fixtures' README.
 * Spec table (evaluation-metrics.md section 5), deterministic columns, regenerated with the
-  spec's input script; skipped when /work/shared is not available.
+  spec's input script; skipped when ../shared/specs is not available.
 * NaN conventions, input errors, seeding, compute_metrics.
 * The fast (vectorised) AUCs against slow loop transcriptions of the definitions written
   below, on small random maps including quantised maps with ties and values on the 0.1 grid.
 """
 
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,6 @@ from avsal.evaluate import imresize
 
 DATA = Path(__file__).parent / "data" / "parity"
 CASES = sorted(p.stem for p in DATA.glob("*.npz"))
-SPECS = Path("/work/shared/specs")
 
 TOL_DET = 1e-10  # deterministic metrics
 TOL_DRAWS = 1e-12  # random metrics with the recorded draws injected
@@ -137,26 +134,6 @@ SPEC_TABLE = {
     "sal_smooth_u8.png": (0.7555545064, 0.9400916732, 0.6705147208, 0.5562428386, 0.5922379316,
                           -0.4289224880),
 }
-
-
-@pytest.fixture(scope="module")
-def spec_inputs(tmp_path_factory):
-    script = SPECS / "make_metric_test_inputs.py"
-    if not script.is_file():
-        pytest.skip("shared specs (make_metric_test_inputs.py) not available")
-    pytest.importorskip("PIL")
-    pytest.importorskip("scipy")
-    spec = importlib.util.spec_from_file_location("make_metric_test_inputs", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path_factory.mktemp("metric_inputs")
-    argv = sys.argv
-    try:
-        sys.argv = ["make_metric_test_inputs.py", str(out)]
-        mod.main()
-    finally:
-        sys.argv = argv
-    return out
 
 
 def _load_spec_map(d, name):

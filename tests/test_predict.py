@@ -15,7 +15,6 @@ from PIL import Image
 
 import avsal
 from avsal.cli import main
-from avsal.errors import InputError
 from avsal.io import iter_frames, probe
 from avsal.io.write import sha256_file
 from avsal.synth import write_clip

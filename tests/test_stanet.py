@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import torch
 from avsal.cli import main
 from avsal.errors import InputError
 from avsal.models import create_model
-from avsal.models.checkpoints import read_checkpoint, read_sidecar, save_weights
+from avsal.models.checkpoints import read_checkpoint, read_sidecar
 from avsal.models.stanet import SANet, SNet, STANet, STNet
 from avsal.models.stanet.convert import (DROPPED, RULES, CheckpointError, convert_upstream_state_dict,
                                          unwrap_state_dict)
