@@ -68,18 +68,24 @@ class AudioTrack:
         return self.windows([time], length)[0]
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
-               stream_index: int | None = None) -> AudioTrack | None:
+#: Ways to make one channel of several: FFmpeg's down-mix matrix, or the plain mean of the channels.
+MIXES = ("ffmpeg", "mean")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
+               stream_index: int | None = None, mix: str = "ffmpeg") -> AudioTrack | None:
     """Decode a file's audio to mono float32 at ``sample_rate`` Hz.
 
     The best audio stream is chosen by :func:`avsal.io.video.select_audio_stream` unless
-    ``stream_index`` is given. Channels are averaged (FFmpeg's down-mix) and the rate converted with
-    libswresample.
+    ``stream_index`` is given. The rate is converted with libswresample.
 
     Args:
         path: any media file PyAV opens.
-        sample_rate: output rate in Hz (default 16 kHz).
+        sample_rate: output rate in Hz (default 16 kHz); ``None`` keeps the stream's native rate.
         stream_index: container index of the audio stream to use.
+        mix: ``"ffmpeg"`` (libswresample's mono down-mix; stereo → (L+R)/√2) or ``"mean"`` (the arithmetic
+            mean of the channels, ``np.mean(samples, axis=1)`` as the upstream Python code of STANet,
+            STAViS and ViNet does).
 
     Returns:
         An :class:`AudioTrack`, or ``None`` when the file has no audio stream.
@@ -89,6 +95,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
             cannot be decoded.
     """
     path = os.fspath(path)
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
     with open_container(path) as container:
         if stream_index is None:
             stream = select_audio_stream(container)
@@ -102,7 +110,12 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
             if stream.type != "audio":
                 raise InputError(path, f"stream {stream_index} is {stream.type}, not audio")
         cc = stream.codec_context
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+        if sample_rate is None:
+            sample_rate = int(cc.sample_rate)
+        if mix == "ffmpeg":
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+        else:  # keep the channels (planar), average them below
+            resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
         chunks: list[np.ndarray] = []
         start = None
         try:
@@ -110,9 +123,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
                 if start is None and frame.pts is not None and frame.time_base is not None:
                     start = float(frame.pts * frame.time_base)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(_mono(out.to_ndarray(), mix))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(_mono(out.to_ndarray(), mix))
         except av.FFmpegError as e:
             raise InputError(path, f"audio stream {stream.index} cannot be decoded ({e.strerror or e})") from None
         samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
@@ -120,6 +133,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
                           stream_index=stream.index, source_rate=int(cc.sample_rate),
                           source_channels=int(getattr(cc, "channels", 0) or len(cc.layout.channels)),
                           codec=cc.name)
+
+
+def _mono(block: np.ndarray, mix: str) -> np.ndarray:
+    """A resampler output block (``[1, n]`` packed mono, or ``[C, n]`` planar) → float32 ``[n]``."""
+    if mix == "ffmpeg":
+        return block.reshape(-1)
+    return block.astype(np.float32, copy=False).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def rms_envelope(track: AudioTrack, times: Sequence[float] | np.ndarray, length: float = 0.1) -> np.ndarray:
