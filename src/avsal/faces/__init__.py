@@ -438,7 +438,7 @@ class FaceTracks:
 
 
 def track_faces(frames: "str | os.PathLike | Iterable", audio=None,
-                config: FaceTrackConfig | None = None) -> FaceTracks:
+                config: FaceTrackConfig | None = None, detector=None) -> FaceTracks:
     """Detect, track and score faces over a whole clip (every frame is analysed; keep clips short, the
     per-frame results are held in memory, never the frames).
 
@@ -447,6 +447,7 @@ def track_faces(frames: "str | os.PathLike | Iterable", audio=None,
             iterable of :class:`avsal.io.video.Frame` (or of uint8 ``[H, W, 3]`` RGB arrays, taken at 25 fps).
         audio: an :class:`avsal.io.audio.AudioTrack`, or ``None`` (speaker scores are then 0).
         config: a :class:`FaceTrackConfig`.
+        detector: any object with ``detect(rgb) -> [N, 5]`` to use instead of ``FaceDetector(config.detector)``.
 
     Returns:
         :class:`FaceTracks` with one entry per frame.
@@ -464,7 +465,7 @@ def track_faces(frames: "str | os.PathLike | Iterable", audio=None,
         if audio is None and info.has_audio:
             audio = load_audio(frames)
         frames = iter_frames(frames, info=info)
-    det = FaceDetector(cfg.detector)
+    det = detector if detector is not None else FaceDetector(cfg.detector)
     tracker = FaceTracker(cfg.tracker)
     idx, times, boxes, ids, scores, energy = [], [], [], [], [], []
     prev = None
