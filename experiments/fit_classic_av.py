@@ -161,13 +161,15 @@ def centre_score(fixes: list[np.ndarray]) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------------------- fit
-GRID = dict(
-    gamma=(1.0, 2.0, 3.0),
-    w_centre_blend=(0.0, 0.3, 0.5, 0.7, 0.85),
-    w_centre=(0.5, 1.0),
-    w_motion=(0.3, 0.6, 1.2),
-    centre_sigma=(0.2, 0.25),
-)
+#: Round 1 (coarse, 180 configs; --grid coarse) picked gamma 1, blend 0.3, w_centre 0.5, w_motion 1.2 (its
+#: edge), sigma 0.25 in all three leave-one-out fits; round 2 (the default grid) refines around it.
+GRIDS = {
+    "coarse": dict(gamma=(1.0, 2.0, 3.0), w_centre_blend=(0.0, 0.3, 0.5, 0.7, 0.85), w_centre=(0.5, 1.0),
+                   w_motion=(0.3, 0.6, 1.2), centre_sigma=(0.2, 0.25)),
+    "fine": dict(gamma=(1.0, 1.5), w_centre_blend=(0.2, 0.3, 0.4), w_centre=(0.25, 0.5, 0.75),
+                 w_motion=(1.2, 2.0, 3.0), centre_sigma=(0.25,)),
+}
+GRID = GRIDS["fine"]
 KEYS = ("gamma", "w_centre_blend", "w_centre", "w_motion", "centre_sigma")
 
 
@@ -190,6 +192,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("AVSAL_SHARED_DATA", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--json")
+    ap.add_argument("--table-only", action="store_true", help="skip the fit; only the full-resolution table")
+    ap.add_argument("--grid", choices=sorted(GRIDS), default="fine")
     ap.add_argument("--step", type=int, default=2, help="score every n-th video frame in the grid")
     args = ap.parse_args()
     cv2.setNumThreads(1)
@@ -200,19 +204,30 @@ def main() -> int:
         videos[name] = load_andersson(et / "video_andersson", name)
     videos["dhf1k_0601"] = load_dhf1k(et / "video_dhf1k_0601")
     items = {}
-    for name, (frames, fixes) in videos.items():
+    report: dict = {}
+    for name, (frames, fixes) in ([] if args.table_only else videos.items()):
         recs = collect(frames)
         shape = recs[0]["cues"]["static"].shape
         items[name] = (recs, [to_work(f, shape) for f in fixes])
         print(f"{name}: {len(frames)} frames, {sum(int(f.sum() > 0) for f in fixes)} with fixations, "
               f"faces seen in {sum(bool(r['faces']) for r in recs)} frames ({time.time() - t0:.0f} s)", flush=True)
     mit = []
-    for img, fix in load_mit(et / "images"):
+    for img, fix in ([] if args.table_only else load_mit(et / "images")):
         recs = collect([Frame(0, 0.0, img)])
         mit.append((recs, [to_work(fix, recs[0]["cues"]["static"].shape)]))
+    if not args.table_only:
+        report = fit_grid(items, mit, args, t0)
+    table_full(videos, report, args, t0)
+    return 0
+
+
+def fit_grid(items: dict, mit: list, args, t0: float) -> dict:
+    """Steps 1-3 of the protocol; returns the report (prints the leave-one-video-out results)."""
+    global GRID
     items["mit1003"] = ([r for recs, _ in mit for r in recs], [f for _, fx in mit for f in fx])
     # MIT images are independent stills: no temporal smoothing across them
     centre = {k: centre_score(fx) for k, (_, fx) in items.items()}
+    GRID = GRIDS[args.grid]
     base = ClassicAVConfig()
     cands = list(configs(base))
     table = {}
@@ -229,7 +244,7 @@ def main() -> int:
         return int(np.argmax(obj))
 
     vids = ["BergoDalbana", "triple_jump", "dhf1k_0601"]
-    report = {"centre_work": centre, "lovo": {}, "grid": GRID}
+    report = {"centre_work": centre, "lovo": {}, "grid": GRID, "grid_name": args.grid}
     for held in vids:
         i = fit([v for v in vids if v != held] + ["mit1003"])
         c = cands[i]
@@ -243,6 +258,11 @@ def main() -> int:
     report["table"] = {k: [(describe(c), v) for c, v in zip(cands, rows)] for k, rows in table.items()}
     print(f"fit on all: {report['fit_all']}  in-sample: " +
           ", ".join(f"{k} {table[k][i][0]:.3f}/{table[k][i][1]:.4f}" for k in items))
+    return report
+
+
+def table_full(videos: dict, report: dict, args, t0: float) -> None:  # noqa: C901
+    """Step 4: v2 default, v1 and the centre prior at full resolution, every frame."""
     # Final table at full resolution with the package's current default and with v1.
     full = {}
     for name, (frames, fixes) in videos.items():
@@ -254,11 +274,20 @@ def main() -> int:
         row["centre"] = centre_score(fixes)
         full[name] = row
         print(f"{name} (full res): " + ", ".join(f"{k} NSS {v[0]:.3f} AUC-J {v[1]:.4f}" for k, v in row.items()))
+    mit = load_mit(Path(args.data) / "eyetracking" / "images")
+    if mit:
+        row = {}
+        for label, cfg in (("v2 default", ClassicAVConfig()), ("v1", ClassicAVConfig.v1())):
+            model = ClassicAV(cfg)
+            row[label] = tuple(np.mean([score([model.static_saliency(img)], [fix]) for img, fix in mit], 0))
+        row["centre"] = tuple(np.mean([centre_score([fix]) for _, fix in mit], 0))
+        full["mit1003 (static_saliency)"] = row
+        print(f"mit1003, {len(mit)} images (static_saliency, full res): " +
+              ", ".join(f"{k} NSS {v[0]:.3f} AUC-J {v[1]:.4f}" for k, v in row.items()))
     report["full_res"] = full
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"done in {time.time() - t0:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":
