@@ -91,9 +91,9 @@ class ClassicAVConfig:
     work_max_side: int = 256
     gbvs: GBVSConfig = field(default_factory=lambda: GBVSConfig(levels=(2, 3, 4)))
     w_static: float = 0.40
-    w_motion: float = 0.30
-    w_sync: float = 0.30
-    w_centre: float = 0.5
+    w_motion: float = 3.0
+    w_sync: float = 1.0
+    w_centre: float = 0.25
     centre_sigma: tuple[float, float] = (0.25, 0.25)
     motion_floor: float = 1.0
     sync_window: float = 1.5
@@ -102,9 +102,9 @@ class ClassicAVConfig:
     audio_window: float = 0.1
     smooth_tau: float = 0.1
     blur_frac: float = 0.02
-    gamma_static: float = 2.0
-    gamma_motion: float = 2.0
-    w_face: float = 0.5
+    gamma_static: float = 1.5
+    gamma_motion: float = 1.5
+    w_face: float = 6.0
     w_centre_blend: float = 0.4
     face_sigma: tuple[float, float] = (0.5, 0.4)
     face_centre_y: float = 0.45
