@@ -92,7 +92,7 @@ class ClassicAVConfig:
     gbvs: GBVSConfig = field(default_factory=lambda: GBVSConfig(levels=(2, 3, 4)))
     w_static: float = 0.40
     w_motion: float = 3.0
-    w_sync: float = 1.0
+    w_sync: float = 3.0
     w_centre: float = 0.25
     centre_sigma: tuple[float, float] = (0.25, 0.25)
     motion_floor: float = 1.0
