@@ -11,7 +11,7 @@ shared machine do not affect and which bounds the rate on dedicated cores from b
 
 Usage::
 
-    python benchmarks/bench_predict.py [--clip PATH] [--json OUT.json] [--model-only] [--v1]
+    python benchmarks/bench_predict.py [--clip PATH] [--json OUT.json] [--model-only] [--v1] [--threads N]
 
 For the face cue at work, run it on a clip with faces, e.g.
 ``--clip ../shared/data/videos/research_only/visualvoice_interview.mp4``.
@@ -50,7 +50,13 @@ def _transcode(src: str, dst: str, width: int, height: int) -> None:
     w.close()
 
 
-def _child(mode: str, clip: str, version: str = "v2") -> None:
+def _child(mode: str, clip: str, version: str = "v2", threads: str = "0") -> None:
+    if int(threads) > 0:
+        import cv2
+        import torch
+
+        cv2.setNumThreads(int(threads))
+        torch.set_num_threads(int(threads))
     from avsal.io import iter_frames, load_audio, probe
     from avsal.models import create_model
     from avsal.predict import PredictOptions, predict_many
@@ -86,6 +92,9 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--model-only", action="store_true", help="skip the whole-predict runs")
     ap.add_argument("--v1", action="store_true", help="also time the v1 configuration (ClassicAVConfig.v1())")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="OpenCV/torch threads in the timed process (0: their defaults); 1 gives the cost in "
+                         "CPU time without thread-pool spinning")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -105,7 +114,7 @@ def main() -> int:
             runs = [("model", "v2")] + ([("model", "v1")] if args.v1 else []) + \
                 ([] if args.model_only else [("predict", "v2")])
             for mode, version in runs:
-                r = subprocess.run([sys.executable, __file__, "--child", mode, clip, version],
+                r = subprocess.run([sys.executable, __file__, "--child", mode, clip, version, str(args.threads)],
                                    capture_output=True, text=True)
                 if r.returncode != 0:
                     print(r.stderr, file=sys.stderr)
@@ -116,7 +125,8 @@ def main() -> int:
                 print(f"{label:20s} {mode_v:8s} {row['frames']:5d} frames  {row['seconds']:7.2f} s  "
                       f"{row['fps']:7.1f} frames/s  {row['fps_per_cpu_s']:7.1f} frames per CPU-s  "
                       f"peak RSS {row['peak_rss_mb']:7.0f} MB", flush=True)
-    meta = {"clip": os.path.basename(args.clip), "cpu_count": os.cpu_count(), "results": results}
+    meta = {"clip": os.path.basename(args.clip), "cpu_count": os.cpu_count(), "threads": args.threads,
+            "results": results}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(meta, f, indent=2)

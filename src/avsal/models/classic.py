@@ -60,6 +60,10 @@ from avsal.models.gbvs import GBVSConfig, gbvs
 class ClassicAVConfig:
     """Parameters of :class:`ClassicAV` (all documented in the module docstring).
 
+    The defaults are version 2: ``gamma_*``, ``w_centre_blend``, ``w_centre`` and ``w_motion`` were fitted on
+    open gaze data, ``w_face`` on a real interview clip, ``w_sync = w_motion`` keeps version 1's ratio
+    (``docs/classic_av.md``). :meth:`v1` gives the version-1 weights.
+
     Attributes:
         work_max_side: longer side (px) of the working copy of each frame.
         gbvs: the static model's parameters.
@@ -240,7 +244,7 @@ def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class ClassicAV:
-    """Training-free audio-visual saliency (static GBVS + motion + audio-visual synchrony + centre).
+    """Training-free audio-visual saliency (static GBVS + motion + audio-visual synchrony + faces + centre).
 
     Args:
         config: a :class:`ClassicAVConfig`; keyword overrides are applied on top of it.
