@@ -51,12 +51,10 @@ def _transcode(src: str, dst: str, width: int, height: int) -> None:
 
 
 def _child(mode: str, clip: str, version: str = "v2", threads: str = "0") -> None:
-    if int(threads) > 0:
+    if int(threads) > 0:  # classic-av runs on numpy/OpenCV (set OMP_NUM_THREADS too for numpy's BLAS)
         import cv2
-        import torch
 
         cv2.setNumThreads(int(threads))
-        torch.set_num_threads(int(threads))
     from avsal.io import iter_frames, load_audio, probe
     from avsal.models import create_model
     from avsal.predict import PredictOptions, predict_many
@@ -93,7 +91,7 @@ def main() -> int:
     ap.add_argument("--model-only", action="store_true", help="skip the whole-predict runs")
     ap.add_argument("--v1", action="store_true", help="also time the v1 configuration (ClassicAVConfig.v1())")
     ap.add_argument("--threads", type=int, default=0,
-                    help="OpenCV/torch threads in the timed process (0: their defaults); 1 gives the cost in "
+                    help="OpenCV threads in the timed process (0: their defaults); 1 gives the cost in "
                          "CPU time without thread-pool spinning")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
