@@ -41,8 +41,8 @@ __all__ = [
 # --------------------------------------------------------------------------------------------- boxes
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of boxes ``a [N, ≥4]`` against ``b [M, ≥4]`` (x0, y0, x1, y1) → float ``[N, M]``."""
-    a = np.asarray(a, np.float64).reshape(-1, np.shape(a)[-1] if np.ndim(a) == 2 else 4)[:, :4]
-    b = np.asarray(b, np.float64).reshape(-1, np.shape(b)[-1] if np.ndim(b) == 2 else 4)[:, :4]
+    a = np.atleast_2d(np.asarray(a, np.float64))[:, :4]
+    b = np.atleast_2d(np.asarray(b, np.float64))[:, :4]
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
     y0 = np.maximum(a[:, None, 1], b[None, :, 1])
     x1 = np.minimum(a[:, None, 2], b[None, :, 2])
