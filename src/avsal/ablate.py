@@ -995,8 +995,8 @@ def run_ablation(inputs: list[str], out: str, opts: AblateOptions, model=None, p
             for old in Path(root).glob("overlay_*.mp4"):
                 if str(old) != target:
                     old.unlink()
-            if not os.path.exists(target):
-                src = next(p for p in paths if names[p] == best.name)
+            src = next(p for p in paths if names[p] == best.name)
+            if not os.path.exists(target) or src in run.done:  # a recomputed video gets a fresh overlay
                 try:
                     write_side_by_side(src, os.path.join(vdir, best.name), target)
                 except (InputError, OSError) as e:
