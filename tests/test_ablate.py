@@ -383,3 +383,42 @@ def test_derangement_resume_and_determinism(small_clips, tmp_path):
     for f in ("ablation.csv", "per_frame.csv", "summary.md", "summary.json"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert sorted(os.listdir(a)) == sorted(os.listdir(b))
+
+
+def test_video_without_audio_fails_clearly_and_lends_nothing(small_clips, tmp_path):
+    from avsal.cli import main
+    from avsal.synth import write_clip
+
+    mute = tmp_path / "mute.mp4"
+    write_clip(mute, lambda i: np.full((72, 128, 3), 40 + 5 * i, np.uint8), 12, 10.0, audio=None)
+    out = tmp_path / "out"
+    run = run_ablation([str(mute), *small_clips[:2]], str(out), AblateOptions(every=4, overlay=False),
+                       model=LoudnessBlob(), progress=False, log=lambda m: None)
+    assert list(run.failed) == [str(mute)] and "has no audio stream" in run.failed[str(mute)]
+    names = {Path(p).stem for p in small_clips[:2]}
+    assert {r.name: r.donor for r in run.results} == {a: (names - {a}).pop() for a in names}
+    assert not (out / "videos" / "mute").exists()
+    assert "failed: " in (out / "summary.md").read_text()
+    # a model without audio input runs on it normally
+    run2 = run_ablation([str(mute)], str(tmp_path / "out2"), AblateOptions(every=4, overlay=False),
+                        model=NoAudio(), progress=False, log=lambda m: None)
+    assert run2.done == [str(mute)]
+    # the command line: exit code 1 when a video failed, the others reported
+    assert main(["ablate-audio", str(mute), small_clips[0], "--model", "classic-av", "--every", "6",
+                 "--out", str(tmp_path / "cli"), "--quiet", "--no-overlay"]) == 1
+
+
+def test_real_clip_classic_av(shared_dir, tmp_path):
+    """A 1 s Big Buck Bunny excerpt (1280 x 720, real sound): the map moves under ablated audio."""
+    clip = shared_dir / "videos" / "open_license" / "big_buck_bunny_432_433.webm"
+    if not clip.exists():
+        pytest.skip(f"{clip} not present")
+    run = run_ablation([str(clip)], str(tmp_path / "out"), AblateOptions(fps=4, overlay=False),
+                       progress=False, log=lambda m: None)
+    assert not run.failed
+    r = run.results[0]
+    assert r.peak_threshold_px == pytest.approx(0.05 * np.hypot(1280, 720))  # 73.4 px
+    assert r.analysis_size == [180, 320] and len(r.frame_indices) == 4
+    assert r.sources["other"].startswith("own, circularly shifted by 0.5")
+    assert 0 < r.mean("silence", "mad") < 0.2 and 0.5 < r.mean("silence", "cc") < 1.0
+    assert r.mean("other", "mad") > 0

@@ -67,9 +67,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # PyAV and OpenCV are imported inside the functions, so that building the CLI parser stays light.
 
-__all__ = ["ABLATED", "CONDITIONS", "AblateOptions", "AblationRun", "GroundTruthOptions", "VideoAblation",
-           "ablate_video", "add_parser", "analysis_size", "assign_audio_sources", "bootstrap_ci", "derangement",
-           "lockstep", "map_change", "run", "run_ablation", "silence_like", "time_shifted", "transplant"]
+__all__ = ["ABLATED", "CHANGE_MEASURES", "CONDITIONS", "AblateOptions", "AblationRun", "GroundTruthOptions",
+           "VideoAblation", "ablate_video", "add_parser", "analysis_size", "assign_audio_sources", "bootstrap_ci",
+           "derangement", "lockstep", "map_change", "plot_video", "run", "run_ablation", "run_settings",
+           "silence_like", "time_shifted", "transplant", "write_report", "write_side_by_side"]
 
 #: The three audio conditions, in output order.
 CONDITIONS = ("original", "silence", "other")
