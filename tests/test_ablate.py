@@ -422,3 +422,13 @@ def test_real_clip_classic_av(shared_dir, tmp_path):
     assert r.sources["other"].startswith("own, circularly shifted by 0.5")
     assert 0 < r.mean("silence", "mad") < 0.2 and 0.5 < r.mean("silence", "cc") < 1.0
     assert r.mean("other", "mad") > 0
+
+
+def test_classic_av_runs_are_identical_for_a_seed(small_clips, tmp_path):
+    opts = AblateOptions(every=4, seed=7, overlay=False)
+    for d in ("a", "b"):
+        run = run_ablation(small_clips[:2], str(tmp_path / d), opts, progress=False, log=lambda m: None)
+        assert len(run.done) == 2
+        assert all(r.mean("other", "mad") > 0 for r in run.results)
+    for f in ("ablation.csv", "per_frame.csv", "summary.md", "summary.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f

@@ -671,7 +671,8 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
         except FileNotFoundError as e:
             notes.append(f"no ground truth ({e.args[0]} not found)")
     threshold = opts.peak_frac * math.hypot(H, W)
-    res = VideoAblation(name=name, input=os.path.basename(path), sources=sources, donor=donor_name,
+    res = VideoAblation(name=name, input=os.path.basename(path), sources=sources,
+                        donor=donor_name if spec is not None and donor is not None else None,
                         frame_size=[H, W], analysis_size=[ah, aw], peak_threshold_px=threshold,
                         frame_indices=[], times=[], change={c: {m: [] for m in CHANGE_MEASURES} for c in ABLATED},
                         loudness={c: [] for c in CONDITIONS}, gt=None, model_uses_audio=spec is not None,
