@@ -51,7 +51,7 @@ __all__ = [
     "read_gaze_csv", "load_andersson", "load_diem", "load_gaze",
     "points_to_fixation_map", "points_to_density", "FrameFixations", "FrameMaps", "fixation_maps",
     "load_dhf1k", "video_frame_times", "centre_gaussian", "GazeScoreConfig", "GazeScores",
-    "score_against_gaze", "write_gaze_report",
+    "score_against_gaze", "write_gaze_report", "GAZE_METRICS", "REFERENCES",
 ]
 
 # ---- event vocabulary (Andersson et al. 2017 codes; -1 for track loss) ----------------
@@ -837,3 +837,286 @@ def load_dhf1k(folder: str | os.PathLike) -> FrameMaps:
         raise InputError(md, f"density maps cover frames {len(dn)}, fixation maps {len(fx)}: they must match")
     size = read_image_map(fx[1]).shape
     return FrameMaps(folder, size, [fx[k] for k in sorted(fx)], [dn[k] for k in sorted(dn)])
+
+
+# --------------------------------------------------------------------------------------
+# scoring: model, centre Gaussian, inter-observer
+# --------------------------------------------------------------------------------------
+
+#: Metrics scored by default (all of :mod:`avsal.metrics` the STAViS tables use, plus KLD).
+GAZE_METRICS = ("cc", "nss", "auc_j", "sim", "sauc", "kld")
+
+#: Report rows, in order.  ``model``/``centre``: against all viewers' fixations (the usual
+#: benchmark number); ``*_per_viewer`` and ``inter_observer``: against each viewer alone
+#: (mean over viewers), so the three are directly comparable (``docs/gaze.md``).
+REFERENCES = ("model", "centre", "model_per_viewer", "centre_per_viewer", "inter_observer")
+
+
+def centre_gaussian(hw: tuple[int, int], sigma: tuple[float, float] = (0.25, 0.25)) -> np.ndarray:
+    """float64 ``[H, W]`` centre Gaussian, max 1, std ``sigma = (sy, sx)`` as fractions of H and W
+    (the centre prior of ``classic-av``, :func:`avsal.models.classic.centre_prior`)."""
+    from avsal.models.classic import centre_prior
+
+    return centre_prior(int(hw[0]), int(hw[1]), tuple(sigma)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class GazeScoreConfig:
+    """Options of :func:`score_against_gaze`.
+
+    Attributes:
+        metrics: :func:`avsal.metrics.compute_metrics` names (default :data:`GAZE_METRICS`).
+        sigma: density sigma in video px for CC/SIM/KLD targets and the inter-observer
+            prediction (None: the fixations' ``default_sigma``; must be None for :class:`FrameMaps`,
+            whose density maps are given).
+        centre_sigma: centre Gaussian std as fractions ``(of H, of W)``.
+        protocol: prediction post-processing (:func:`avsal.evaluate.protocol.prepare_prediction`):
+            ``stavis`` (min-max + sigma-2 blur, then bicubic resize) or ``vinet`` (resize only).
+        seed: seed of AUC-Judd's jitter and sAUC's draws; each reference draws from its own
+            generator (:func:`avsal.evaluate.protocol.video_rng` of ``seed``, ``"<name>/<reference>"``),
+            so a reference's numbers do not depend on which others are scored.
+        frame_step: score every ``frame_step``-th frame (1 = all).
+    """
+
+    metrics: tuple[str, ...] = GAZE_METRICS
+    sigma: float | None = None
+    centre_sigma: tuple[float, float] = (0.25, 0.25)
+    protocol: str = "stavis"
+    seed: int = 0
+    frame_step: int = 1
+
+    def __post_init__(self):
+        from avsal.evaluate.protocol import parse_metrics
+
+        object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+        if int(self.frame_step) != self.frame_step or self.frame_step < 1:
+            raise ValueError(f"frame_step must be a positive integer, got {self.frame_step!r}")
+        if len(self.centre_sigma) != 2 or min(self.centre_sigma) <= 0:
+            raise ValueError(f"centre_sigma must be two positive fractions, got {self.centre_sigma!r}")
+
+
+@dataclass
+class GazeScores:
+    """Result of :func:`score_against_gaze`.
+
+    Attributes:
+        name: recording name.
+        frames: the scored frames (1-based).
+        values: ``{reference: {metric: [value per scored frame]}}`` (NaN where undefined, e.g. a
+            frame where no other viewer fixates for ``inter_observer``).
+        means, counts: ``{reference: {metric: NaN-dropped mean / frames in it}}``.
+        n_targets: ``{reference: [viewers scored per frame]}`` (1 for the pooled rows).
+        sigma: density sigma used (px; None: dataset maps).
+        pred_files: prediction file per scored frame ('' when arrays were given), or [] without a model.
+        missing: frames without a prediction.
+        notes: remarks for the report (e.g. why inter-observer is absent).
+    """
+
+    name: str
+    frames: list[int]
+    values: dict[str, dict[str, list[float]]]
+    means: dict[str, dict[str, float]]
+    counts: dict[str, dict[str, int]]
+    n_targets: dict[str, list[int]]
+    sigma: float | None
+    pred_files: list[str] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _mean_rows(rows: list[dict], metrics) -> dict:
+    out = {}
+    for m in metrics:
+        v = np.array([r[m] for r in rows], np.float64)
+        v = v[np.isfinite(v)]
+        out[m] = float(v.mean()) if v.size else float("nan")
+    return out
+
+
+def score_against_gaze(pred_maps: Mapping[int, "np.ndarray | str | os.PathLike"] | Callable[[int], np.ndarray] | None,
+                       fixations: FrameFixations | FrameMaps, config: GazeScoreConfig | None = None,
+                       name: str = "video", frames: Iterable[int] | None = None) -> GazeScores:
+    """Score a model's saliency maps, a centre Gaussian and the inter-observer reference.
+
+    For every scored frame ``k`` (1-based; default every ``frame_step``-th frame that has a
+    prediction, or every frame without a model, and at least one fixation):
+
+    * ``model`` / ``centre``: the map vs all viewers' fixation map (NSS, AUC-J, sAUC) and density
+      (CC, SIM, KLD).
+    * ``model_per_viewer`` / ``centre_per_viewer`` / ``inter_observer``: for each viewer ``v``
+      with a fixation in frame ``k``: the map (for inter-observer: the density of the *other*
+      viewers' fixations in frame ``k``, NaN if they have none) vs ``v``'s fixation map and
+      ``v``'s density; the frame value is the mean over those viewers.  Absent (NaN, with a note)
+      for :class:`FrameMaps`, which have no per-viewer data.
+
+    sAUC's other map: the union of all viewers' fixations over all frames, minus the target's
+    pixels (:func:`avsal.evaluate.protocol.other_map`).  Predictions go through
+    :func:`avsal.evaluate.protocol.prepare_prediction` (``config.protocol``) to the video size;
+    the centre Gaussian and inter-observer densities are used as they are.
+
+    Args:
+        pred_maps: ``{frame: float [h, w] array or image path}`` or ``frame -> array``, or None
+            (references only).
+        fixations: :func:`fixation_maps` output, or :func:`load_dhf1k` maps.
+        config: :class:`GazeScoreConfig`.
+        name: recording name (seeds and messages).
+        frames: frames to consider (default ``1..T`` with ``config.frame_step``).
+
+    Returns:
+        :class:`GazeScores`.
+
+    Raises:
+        ValueError: a frame outside ``1..T``; ``sigma`` given for :class:`FrameMaps`.
+        InputError: an unreadable prediction file.
+    """
+    from avsal import metrics as M
+    from avsal.evaluate.protocol import ProtocolConfig, other_map, prepare_prediction, video_rng
+    from avsal.evaluate.readers import read_prediction
+
+    cfg = config or GazeScoreConfig()
+    names = cfg.metrics
+    hw = tuple(fixations.size)
+    T = fixations.nframes
+    per_viewer = bool(getattr(fixations, "per_viewer", False))
+    sigma = cfg.sigma if cfg.sigma is not None else fixations.default_sigma
+    if isinstance(fixations, FrameMaps) and cfg.sigma is not None:
+        raise ValueError(f"{fixations.folder}: the density maps are given, sigma cannot be set")
+    cand = list(range(1, T + 1, cfg.frame_step)) if frames is None else [int(k) for k in frames]
+    for k in cand:
+        if not 1 <= k <= T:
+            raise ValueError(f"frame {k} outside 1..{T}")
+    missing: list[int] = []
+    if pred_maps is not None and not callable(pred_maps):
+        missing = [k for k in cand if k not in pred_maps]
+        cand = [k for k in cand if k in pred_maps]
+    pcfg = ProtocolConfig(protocol=cfg.protocol, metrics=names)
+    centre = centre_gaussian(hw, cfg.centre_sigma)
+    union = fixations.union() if "sauc" in names else None
+    refs = [r for r in REFERENCES if pred_maps is not None or not r.startswith("model")]
+    if not per_viewer:
+        refs = [r for r in refs if r in ("model", "centre")]
+    gens = {r: video_rng(cfg.seed, f"{name}/{r}", 0) for r in refs}
+    values = {r: {m: [] for m in names} for r in refs}
+    ntar = {r: [] for r in refs}
+    scored, pred_files = [], []
+    nv = len(fixations.viewers)
+
+    def run(ref, sal, fix, dens):
+        other = other_map(union, fix) if union is not None else None
+        return M.compute_metrics(sal, fix=fix, dens=dens, other=other, names=names, rng=gens[ref])
+
+    for k in cand:
+        fix_all = fixations.fixation_map(k)
+        if not fix_all.any():
+            continue
+        S = None
+        if pred_maps is not None:
+            src = pred_maps(k) if callable(pred_maps) else pred_maps[k]
+            arr = read_prediction(src) if isinstance(src, (str, os.PathLike)) else np.asarray(src, np.float64)
+            pred_files.append(str(src) if isinstance(src, (str, os.PathLike)) else "")
+            S = prepare_prediction(arr, hw, pcfg)
+        dens_all = fixations.density_map(k, None if isinstance(fixations, FrameMaps) else sigma)
+        scored.append(k)
+        pooled = {"model": S, "centre": centre}
+        for r in ("model", "centre"):
+            if r in refs:
+                out = run(r, pooled[r], fix_all, dens_all)
+                for m in names:
+                    values[r][m].append(out[m])
+                ntar[r].append(1)
+        if not per_viewer:
+            continue
+        rows = {r: [] for r in refs if r not in ("model", "centre")}
+        for v in range(nv):
+            pts = fixations.frame_points(k, [v])
+            if pts.shape[0] == 0:
+                continue
+            fix_v = points_to_fixation_map(pts, hw)
+            dens_v = points_to_density(pts, hw, sigma)
+            for r in rows:
+                if r == "inter_observer":
+                    others = fixations.frame_points(k, exclude=v)
+                    if others.shape[0] == 0:
+                        continue
+                    sal = points_to_density(others, hw, sigma)
+                else:
+                    sal = S if r == "model_per_viewer" else centre
+                rows[r].append(run(r, sal, fix_v, dens_v))
+        for r, rr in rows.items():
+            mean = _mean_rows(rr, names)
+            for m in names:
+                values[r][m].append(mean[m])
+            ntar[r].append(len(rr))
+    means, counts = {}, {}
+    for r in refs:
+        means[r], counts[r] = {}, {}
+        for m in names:
+            a = np.asarray(values[r][m], np.float64)
+            a = a[np.isfinite(a)]
+            counts[r][m] = int(a.size)
+            means[r][m] = float(a.mean()) if a.size else float("nan")
+    notes = []
+    if not per_viewer:
+        notes.append("no per-viewer fixations in this recording: no inter-observer reference")
+    elif nv < 2:
+        notes.append("one viewer only: no inter-observer reference")
+    return GazeScores(name, scored, values, means, counts, ntar,
+                      None if isinstance(fixations, FrameMaps) else float(sigma), pred_files, missing, notes)
+
+
+def write_gaze_report(out_dir: str | os.PathLike, scores: GazeScores, meta: dict) -> dict:
+    """Write ``per_frame.csv``, ``summary.csv``, ``summary.json`` and ``summary.md`` into ``out_dir``.
+
+    ``per_frame.csv``: one row per (reference, scored frame): ``reference, frame, n_targets,
+    <metrics>, pred_file``.  ``summary.csv``: one row per reference, the NaN-dropped frame means
+    and their frame counts.  Files are written atomically (:func:`avsal.evaluate.report.atomic_path`).
+
+    Returns:
+        The summary dictionary written to ``summary.json``.
+
+    Raises:
+        OutputError: the folder is not writable.
+    """
+    from avsal.evaluate.protocol import METRIC_LABELS
+    from avsal.evaluate.report import atomic_path, write_csv, write_json
+
+    out = Path(out_dir)
+    refs = list(scores.means)
+    metrics = list(next(iter(scores.means.values()))) if scores.means else []
+    rows = []
+    for r in refs:
+        for i, k in enumerate(scores.frames):
+            pf = scores.pred_files[i] if r.startswith("model") and scores.pred_files else ""
+            rows.append([r, k, scores.n_targets[r][i], *(scores.values[r][m][i] for m in metrics), pf])
+    write_csv(out / "per_frame.csv", ["reference", "frame", "n_targets", *metrics, "pred_file"], rows)
+    write_csv(out / "summary.csv", ["reference", *metrics, *(f"n_{m}" for m in metrics)],
+              [[r, *(scores.means[r][m] for m in metrics), *(scores.counts[r][m] for m in metrics)] for r in refs])
+    summary = {**meta, "name": scores.name, "sigma_px": scores.sigma, "n_frames_scored": len(scores.frames),
+               "frames_missing_prediction": scores.missing, "scores": scores.means, "counts": scores.counts,
+               "notes": scores.notes}
+    write_json(out / "summary.json", summary)
+
+    def cell(v):
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+    lines = [f"# Gaze evaluation: {scores.name}", ""]
+    lines.append("| reference | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |")
+    lines.append("|---|" + "---|" * len(metrics))
+    for r in refs:
+        lines.append(f"| {r} | " + " | ".join(cell(scores.means[r][m]) for m in metrics) + " |")
+    lines += ["", "`model`, `centre`: against all viewers' fixations. `*_per_viewer`, `inter_observer`: against "
+              "each viewer alone (mean over viewers); `inter_observer` predicts a viewer with the other viewers' "
+              "density (leave one out), the ceiling for the per-viewer rows.", ""]
+    lines.append(f"- frames scored: {len(scores.frames)}"
+                 + (f"; frames without prediction: {len(scores.missing)}" if scores.missing else ""))
+    lines.append("- density sigma: " + (f"{scores.sigma:.2f} px" if scores.sigma else "the dataset's maps"))
+    for k in ("gaze", "video", "pred", "viewers", "mapping", "events", "fixation_events", "px_per_degree",
+              "centre_sigma", "protocol", "seed"):
+        if k in meta:
+            lines.append(f"- {k}: {meta[k]}")
+    lines += [f"- note: {n}" for n in scores.notes]
+    with atomic_path(out / "summary.md") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return summary
