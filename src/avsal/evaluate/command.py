@@ -399,7 +399,7 @@ def run_gaze(args: argparse.Namespace) -> int:
                                   events=events)
             meta.update(format=rec.meta.get("format"), video=str(Path(args.video).resolve()), fps=info.fps,
                         frames=n, size=list(size), viewers=rec.viewer_ids, mapping=rec.mapping.to_dict(),
-                        px_per_degree=rec.px_per_degree, events=rec.events_from,
+                        px_per_degree=rec.px_per_degree, event_labels=rec.events_from,
                         fixation_events=[G.EVENT_NAMES[e] for e in events], gaze_offset_s=args.gaze_offset)
             if "ivt" in rec.meta:
                 meta["ivt"] = rec.meta["ivt"]

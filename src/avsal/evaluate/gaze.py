@@ -1108,11 +1108,13 @@ def write_gaze_report(out_dir: str | os.PathLike, scores: GazeScores, meta: dict
         lines.append(f"| {r} | " + " | ".join(cell(scores.means[r][m]) for m in metrics) + " |")
     lines += ["", "`model`, `centre`: against all viewers' fixations. `*_per_viewer`, `inter_observer`: against "
               "each viewer alone (mean over viewers); `inter_observer` predicts a viewer with the other viewers' "
-              "density (leave one out), the ceiling for the per-viewer rows.", ""]
+              "density (leave one out), the ceiling for the per-viewer rows (not for KLD, which punishes the "
+              "sharp density of a few viewers wherever they miss).", ""]
     lines.append(f"- frames scored: {len(scores.frames)}"
                  + (f"; frames without prediction: {len(scores.missing)}" if scores.missing else ""))
     lines.append("- density sigma: " + (f"{scores.sigma:.2f} px" if scores.sigma else "the dataset's maps"))
-    for k in ("gaze", "video", "pred", "viewers", "mapping", "events", "fixation_events", "px_per_degree",
+    for k in ("gaze", "video", "pred", "viewers", "coders", "mapping", "event_labels", "ivt", "fixation_events",
+              "px_per_degree",
               "centre_sigma", "protocol", "seed"):
         if k in meta:
             lines.append(f"- {k}: {meta[k]}")
