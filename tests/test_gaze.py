@@ -152,6 +152,14 @@ def test_load_gaze_reads_diem_as_a_recording(tmp_path):
         assert np.allclose(np.sort(ff.frame_points(k), axis=0), np.sort(dg.points(k), axis=0))
         assert np.array_equal(ff.fixation_map(k), dg.fixation_map(k))
         assert np.allclose(ff.density_map(k, 5.0), dg.density_map(k, 5.0))
+    # evaluate --gaze on a DIEM folder needs no --video (size from the name, 30 fps)
+    out = tmp_path / "rep"
+    assert main(["evaluate", "--gaze", str(tmp_path / "clip_100x50"), "--out", str(out), "--events", "fixation",
+                 "--metrics", "nss", "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["format"] == "diem" and s["frames"] == 4 and s["fps"] == 30.0 and s["sigma_px"] == 40.0
+    assert s["n_frames_scored"] == 1 and s["scores"]["centre"]["nss"] == pytest.approx(
+        M.nss(G.centre_gaussian((50, 100)), dg.fixation_map(1)))
 
 
 # --------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def _add_gaze_args(p: argparse.ArgumentParser) -> None:
                    help="a CSV (viewer,t_s,x_px,y_px[,event]), Andersson .mat file or folder, a DIEM video folder "
                         "(with event_data/) or a DHF1K-layout folder (fixation/, maps/)")
     g.add_argument("--video", metavar="FILE",
-                   help="the video the gaze was recorded on: frame count, fps and size (required for raw gaze)")
+                   help="the video the gaze was recorded on: frame count, fps and size (required for raw gaze, "
+                        "except DIEM: size from the folder name, 30 fps)")
     g.add_argument("--gaze-name", metavar="NAME",
                    help="stimulus name inside an Andersson folder (default: the --video file stem); "
                         "also the prediction sub-folder looked for in --pred")
@@ -381,23 +382,31 @@ def run_gaze(args: argparse.Namespace) -> int:
             if args.video:
                 meta["video"] = str(Path(args.video).resolve())
         else:
-            if not args.video:
+            diem = gaze_path.is_dir() and (gaze_path.name == "event_data" or (gaze_path / "event_data").is_dir())
+            if not args.video and not diem:
                 raise ValueError("--video is required with a raw gaze recording (frame times and size)")
-            from avsal.io.video import probe
+            if args.video:
+                from avsal.io.video import probe
 
-            info = probe(args.video)
-            n = info.n_frames or int(round(info.duration * info.fps))
-            size = (info.height, info.width)
-            name = args.gaze_name or Path(args.video).stem
+                info = probe(args.video)
+                n, fps = info.n_frames or int(round(info.duration * info.fps)), info.fps
+                size = (info.height, info.width)
+                name = args.gaze_name or Path(args.video).stem
+            else:  # DIEM: size from the folder name, one sample per 30 fps frame
+                rec = G.load_diem(gaze_path)
+                n, fps, size = max(v.t.size for v in rec.viewers), G.DIEM_FPS, rec.size
+                name = args.gaze_name or rec.name
             if mapping is None and args.screen:
                 sw, sh = _pair(args.screen, "--screen")
                 mapping = G.ScreenMapping.centred((sw, sh), size)
             ivt = {"threshold": args.ivt_threshold} if args.ivt_threshold is not None else None
-            rec = G.load_gaze(gaze_path, size=size, video=name, mapping=mapping, px_per_degree=args.px_per_degree,
-                              coder=args.coder, ivt=ivt)
-            fix = G.fixation_maps(rec, G.video_frame_times(n, info.fps, start=args.gaze_offset), size,
+            if args.video:
+                rec = G.load_gaze(gaze_path, size=size, video=name, mapping=mapping,
+                                  px_per_degree=args.px_per_degree, coder=args.coder, ivt=ivt)
+            fix = G.fixation_maps(rec, G.video_frame_times(n, fps, start=args.gaze_offset), size,
                                   events=events)
-            meta.update(format=rec.meta.get("format"), video=str(Path(args.video).resolve()), fps=info.fps,
+            meta.update(format=rec.meta.get("format"), video=str(Path(args.video).resolve()) if args.video else None,
+                        fps=fps,
                         frames=n, size=list(size), viewers=rec.viewer_ids, mapping=rec.mapping.to_dict(),
                         px_per_degree=rec.px_per_degree, event_labels=rec.events_from,
                         fixation_events=[G.EVENT_NAMES[e] for e in events], gaze_offset_s=args.gaze_offset)
