@@ -128,6 +128,7 @@ def test_fixation_maps_frames_events_and_viewers():
     assert d.max() == pytest.approx(1.0, abs=0.02) and np.unravel_index(d.argmax(), d.shape) in {(29, 29), (29, 30),
                                                                                                (30, 29), (30, 30)}
     assert ff.as_array().shape == (3, 40, 60) and ff.union().sum() == 4
+    assert ff.as_array([1]).sum() == 1 and ff.as_array([1])[0, 30, 30] == 1
     with pytest.raises(ValueError, match="strictly increasing"):
         G.fixation_maps(rec, [0.0, 0.0])
     with pytest.raises(IndexError):

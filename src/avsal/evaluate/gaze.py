@@ -611,9 +611,10 @@ class _MapsMixin:
             u |= self.fixation_map(k) > 0
         return u
 
-    def as_array(self) -> np.ndarray:
-        """uint8 ``[T, H, W]`` binary fixation maps of all viewers (memory: T*H*W bytes)."""
-        return np.stack([self.fixation_map(k) for k in range(1, self.nframes + 1)])
+    def as_array(self, viewers: Iterable[int] | None = None) -> np.ndarray:
+        """uint8 ``[T, H, W]`` binary fixation maps of the given viewer indices (default all;
+        e.g. ``[v]`` for one viewer's maps).  Memory: T*H*W bytes."""
+        return np.stack([self.fixation_map(k, viewers) for k in range(1, self.nframes + 1)])
 
 
 @dataclass
@@ -692,8 +693,8 @@ def fixation_maps(recording: GazeRecording, frame_times: Sequence[float] | np.nd
     """Per-frame, per-viewer fixation points of a recording.
 
     Frame ``k`` (1-based) covers ``[frame_times[k-1], frame_times[k])`` s; the last frame lasts
-    ``frame_duration`` (default: the median frame spacing, or 1/sample_rate... for one frame
-    only: infinite).  Each viewer contributes, per frame, one point per run of consecutive
+    ``frame_duration`` (default: the median frame spacing; with a single frame, until the end of
+    the recording).  Each viewer contributes, per frame, one point per run of consecutive
     samples whose event is in ``events`` (default fixation and smooth pursuit): the mean
     position of the run's samples that fall in the frame's interval and inside the frame.
 
