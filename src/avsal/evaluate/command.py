@@ -50,6 +50,10 @@ dataset = mean over the test videos of the 3 folds (DIEM: mean of the split mean
 Predictions are looked for in PRED/split<s>_results/<db>/<video>/ (STAViS: pred_sal_%06d.jpg),
 PRED/<db>/<video>/ or PRED/<video>/ (e.g. avsal predict output: maps/%06d.png, 1-based frame).
 
+With --gaze RECORDING [--video VIDEO] [--pred DIR]: one video against a real gaze recording
+(CSV, Andersson .mat, DIEM folder, DHF1K folder), beside a centre Gaussian and the inter-observer
+ceiling (see the "real gaze" options below and docs/gaze.md).
+
 Exit codes: 0 all scored; 1 some videos failed or frames were missing (reported); 2 bad usage
 or input (or any problem with --strict)."""
 
@@ -61,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         The new sub-parser (its arguments are described by ``avsal evaluate --help``).
     """
     p = subparsers.add_parser(
-        "evaluate", help="score predictions on a STAViS-layout dataset (paper-exact metrics)",
+        "evaluate", help="score predictions on a STAViS-layout dataset (paper-exact metrics) or on real gaze",
         description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", metavar="ROOT",
                    help="STAViS data folder (holding annotations/ and fold_lists/), or its parent")
