@@ -14,7 +14,7 @@ from avsal.evaluate import gaze as G
 from avsal.evaluate.protocol import video_rng
 from avsal.io.write import write_png
 from avsal.synth import write_clip
-from tests.conftest import SHARED
+from conftest import SHARED
 
 ANDERSSON = SHARED / "eyetracking" / "video_andersson" if SHARED is not None else None
 DHF1K = SHARED / "eyetracking" / "video_dhf1k_0601" if SHARED is not None else None
@@ -137,7 +137,7 @@ def test_fixation_maps_frames_events_and_viewers():
 
 def test_load_gaze_reads_diem_as_a_recording(tmp_path):
     from avsal.evaluate.readers import load_diem_video
-    from tests.test_readers import _diem_file
+    from test_readers import _diem_file
 
     ev = tmp_path / "clip_100x50" / "event_data"
     _diem_file(ev / "s01.asc_1_clip_100x50.txt",
