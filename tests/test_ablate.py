@@ -432,3 +432,57 @@ def test_classic_av_runs_are_identical_for_a_seed(small_clips, tmp_path):
         assert all(r.mean("other", "mad") > 0 for r in run.results)
     for f in ("ablation.csv", "per_frame.csv", "summary.md", "summary.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def _gaze_csv(path: Path, seconds: float, points: list[tuple[float, float]]) -> Path:
+    """Viewers fixating fixed points (video px), 100 Hz, labelled."""
+    lines = ["viewer,t_s,x_px,y_px,event"]
+    for v, (x, y) in enumerate(points):
+        for i in range(int(seconds * 100)):
+            lines.append(f"v{v},{i / 100:.2f},{x + 0.3 * np.sin(i):.2f},{y:.2f},fixation")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_gaze_ground_truth_matches_evaluate_gaze(small_clips, tmp_path):
+    """Raw gaze (avsal.evaluate.gaze): a folder of <stem>.csv recordings; the original-audio scores equal
+    score_against_gaze's `model` row on the same maps (as `avsal evaluate --gaze` on predict's PNGs)."""
+    from avsal.evaluate import gaze as G
+    from avsal.evaluate.protocol import ProtocolConfig
+    from avsal.io.video import Sampling, probe
+    from avsal.io.write import to_uint8
+    from avsal.models.base import model_stream, upsample
+
+    gdir = tmp_path / "gaze"
+    gdir.mkdir()
+    for p in small_clips[:2]:
+        _gaze_csv(gdir / f"{Path(p).stem}.csv", 1.2, [(20.0, 40.0), (24.0, 38.0), (100.0, 30.0)])
+    proto = ProtocolConfig(protocol="stavis", frames="all", metrics=G.GAZE_METRICS)
+    opts = AblateOptions(every=2, seed=3, overlay=False, gt=ablate.GazeOptions(str(gdir), protocol=proto))
+    run = run_ablation(small_clips, str(tmp_path / "out"), opts, model=LoudnessBlob(), progress=False,
+                       log=lambda m: None)
+    assert len(run.done) == 3
+    by = {r.name: r for r in run.results}
+    stem0 = Path(small_clips[0]).stem
+    assert by[Path(small_clips[2]).stem].gt is None
+    assert any("no ground truth" in w for w in by[Path(small_clips[2]).stem].warnings)
+    r0 = by[stem0]
+    assert len(r0.gt_frames) == len(r0.frame_indices) == 15
+    # parity with score_against_gaze on the original-audio maps
+    path = small_clips[0]
+    info = probe(path)
+    maps = {p.index + 1: to_uint8(upsample(p.saliency, 72, 128)) / 255.0
+            for p in model_stream(LoudnessBlob(), iter_frames(path, Sampling(every=2)),
+                                  load_audio(path, 16000, mix="mean"), (72, 128))}
+    fix = G.fixation_maps(G.load_gaze(gdir / f"{stem0}.csv", size=(72, 128)),
+                          G.video_frame_times(info.n_frames, info.fps), (72, 128))
+    ref = G.score_against_gaze(maps, fix, G.GazeScoreConfig(metrics=G.GAZE_METRICS, seed=3), name=stem0)
+    for m in G.GAZE_METRICS:
+        assert r0.gt_mean("original", m) == pytest.approx(ref.means["model"][m], abs=1e-12), m
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "2 of 3 videos have ground truth (gaze recordings `gaze`" in md and "| KLD |" in md
+    # one recording, several videos: refused
+    with pytest.raises(ValueError, match="one gaze recording"):
+        run_ablation(small_clips[:2], str(tmp_path / "x"),
+                     AblateOptions(gt=ablate.GazeOptions(str(gdir / f"{stem0}.csv"), protocol=proto)),
+                     model=LoudnessBlob(), progress=False, log=lambda m: None)

@@ -28,11 +28,13 @@ of ``avsal predict``'s ``saliency.h5``):
 * the displacement of the map's peak (arg max) in frame pixels, and whether it exceeds
   ``peak_frac`` x the frame diagonal (default 5 %; 36.7 px on a 640 x 360 frame).
 
-With ground truth (the STAViS layout ``avsal evaluate`` reads, :mod:`avsal.evaluate.readers`), every
-predicted frame that the protocol selects is also scored under each condition exactly as ``avsal
-evaluate`` scores ``avsal predict``'s PNGs (map at the frame size, 8-bit quantised, then
-:func:`avsal.evaluate.protocol.prepare_prediction` and :func:`avsal.metrics.compute_metrics`); the three
-conditions use identically seeded generators, so AUC-Judd's jitter and sAUC's draws are paired.
+With ground truth (the STAViS layout ``avsal evaluate`` reads, :mod:`avsal.evaluate.readers`, or a raw
+gaze recording as ``avsal evaluate --gaze`` reads it, :mod:`avsal.evaluate.gaze`), every predicted frame
+that the protocol selects (gaze: that somebody fixates in) is also scored under each condition exactly as
+``avsal evaluate`` scores ``avsal predict``'s PNGs (map at the frame size, 8-bit quantised, then
+:func:`avsal.evaluate.protocol.prepare_prediction` and :func:`avsal.metrics.compute_metrics`; gaze: the
+``model`` row, all viewers' fixations and density); the three conditions use identically seeded
+generators, so AUC-Judd's jitter and sAUC's draws are paired.
 
 Over videos, the mean of each per-video number comes with a seeded percentile-bootstrap confidence
 interval (:func:`bootstrap_ci`, ``scipy.stats.bootstrap``).
@@ -67,7 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # PyAV and OpenCV are imported inside the functions, so that building the CLI parser stays light.
 
-__all__ = ["ABLATED", "CHANGE_MEASURES", "CONDITIONS", "AblateOptions", "AblationRun", "GroundTruthOptions",
+__all__ = ["ABLATED", "CHANGE_MEASURES", "CONDITIONS", "AblateOptions", "AblationRun", "GazeOptions",
+           "GroundTruthOptions",
            "VideoAblation", "ablate_video", "add_parser", "analysis_size", "assign_audio_sources", "bootstrap_ci",
            "derangement", "lockstep", "map_change", "plot_video", "run", "run_ablation", "run_settings",
            "silence_like", "time_shifted", "transplant", "write_report", "write_side_by_side"]
@@ -114,6 +117,74 @@ class GroundTruthOptions:
                 "fold_lists": self.fold_lists and os.path.abspath(self.fold_lists),
                 "protocol": self.protocol.to_dict() if self.protocol is not None else None}
 
+    def describe(self) -> str:
+        """One phrase for the report."""
+        return (f"{self.dataset} in the STAViS layout, {self.protocol.protocol} protocol, frames "
+                f"{self.protocol.frames}")
+
+
+@dataclass(frozen=True)
+class GazeOptions:
+    """Ground truth from raw gaze recordings, read as ``avsal evaluate --gaze`` reads them (``docs/gaze.md``).
+
+    ``path`` is either one recording used for a single input video (a CSV, an Andersson ``.mat`` file, a
+    DIEM folder with ``event_data/``, or a DHF1K-layout folder with ``fixation/`` and ``maps/``), or a
+    folder holding, per video (matched by its output name, the file stem): ``<stem>.csv``, a sub-folder
+    ``<stem>/`` (DIEM or DHF1K layout), or Andersson files ``*_video_<stem>_labelled_*.mat``.
+    Frame ``k`` of the video covers ``[gaze_offset + (k−1)/fps, gaze_offset + k/fps)`` on the gaze clock.
+
+    Attributes:
+        path: recording or folder of recordings.
+        screen: ``(W, H)`` screen px; the video is centred on it at native size (default: gaze samples are
+            video px, or the reader's own geometry).
+        px_per_degree: video px per degree (CSV: sets the 1° density σ and the I-VT unit).
+        ivt_threshold: I-VT velocity threshold for unlabelled CSV samples (deg/s with ``px_per_degree``,
+            else px/s).
+        sigma: density σ in video px (default 1° when the geometry is known, else 40 px).
+        coder: Andersson event coder (default the first).
+        gaze_offset: time (s) of the video's first frame on the gaze clock.
+        protocol: :class:`avsal.evaluate.protocol.ProtocolConfig` (post-processing and metrics).
+    """
+
+    path: str
+    screen: tuple[float, float] | None = None
+    px_per_degree: float | None = None
+    ivt_threshold: float | None = None
+    sigma: float | None = None
+    coder: str | None = None
+    gaze_offset: float = 0.0
+    protocol: Any = None
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("screen", "px_per_degree", "ivt_threshold", "sigma", "coder",
+                                           "gaze_offset")}
+        return {"gaze": os.path.abspath(self.path), **d,
+                "protocol": self.protocol.to_dict() if self.protocol is not None else None}
+
+    def describe(self) -> str:
+        return f"gaze recordings `{os.path.basename(os.path.abspath(self.path))}`, {self.protocol.protocol} protocol"
+
+    def single_recording(self) -> bool:
+        """True when ``path`` is one recording (usable for one video only), not a folder of them."""
+        p = Path(self.path)
+        if p.is_file():
+            return True
+        return (p / "event_data").is_dir() or p.name == "event_data" or ((p / "fixation").is_dir()
+                                                                         and (p / "maps").is_dir())
+
+    def source(self, name: str) -> str | None:
+        """The recording of video ``name`` (see the class docstring), or ``None``."""
+        p = Path(self.path)
+        if self.single_recording():
+            return str(p)
+        if (p / f"{name}.csv").is_file():
+            return str(p / f"{name}.csv")
+        if (p / name).is_dir():
+            return str(p / name)
+        if any(p.glob(f"*_{name}_labelled_*.mat")):
+            return str(p)
+        return None
+
 
 @dataclass
 class AblateOptions:
@@ -132,7 +203,7 @@ class AblateOptions:
         n_boot: bootstrap resamples; ``ci``: confidence level of the intervals.
         overlay: write the side-by-side overlay video of the most audio-sensitive clip.
         overwrite: redo videos whose results exist.
-        gt: ground truth, or ``None``.
+        gt: ground truth (:class:`GroundTruthOptions` or :class:`GazeOptions`), or ``None``.
     """
 
     model: str = "classic-av"
@@ -150,7 +221,7 @@ class AblateOptions:
     ci: float = 0.95
     overlay: bool = True
     overwrite: bool = False
-    gt: GroundTruthOptions | None = None
+    gt: GroundTruthOptions | GazeOptions | None = None
 
     def sampling(self) -> "Sampling":
         from avsal.io.video import Sampling
@@ -453,8 +524,9 @@ class _VideoGT:
         cfg = gt.protocol
         self.config = cfg
         self.frames = set(select_frames(nframes, cfg.frames, cfg.first_frame))
+        self.seed_key = (name, self.split)  # avsal evaluate's video_rng(seed, video, split)
 
-    def score(self, full_map: np.ndarray, k: int, rng) -> dict[str, float]:
+    def score(self, full_map: np.ndarray, k: int, rng) -> dict[str, float] | None:
         """Metrics of one prediction (float ``[H, W]`` in [0, 1] at the frame size) on GT frame ``k``."""
         from avsal import metrics
         from avsal.evaluate.protocol import other_map, prepare_prediction
@@ -467,6 +539,50 @@ class _VideoGT:
         dens = self.gt.density(k)
         other = other_map(self.gt.union, fix) if "sauc" in names else None
         return metrics.compute_metrics(S, fix=fix, dens=dens, other=other, names=names, rng=rng)
+
+
+class _GazeGT:
+    """Per-frame fixations of one video from a raw gaze recording, scored as ``avsal evaluate --gaze``
+    scores its ``model`` row (all viewers' fixations and density; frames without a fixation skipped)."""
+
+    def __init__(self, g: GazeOptions, name: str, info):
+        from avsal.evaluate import gaze as G
+
+        src = g.source(name)
+        if src is None:
+            raise FileNotFoundError(f"a gaze recording of {name} in {g.path}")
+        p = Path(src)
+        hw = (info.height, info.width)
+        if p.is_dir() and (p / "fixation").is_dir() and (p / "maps").is_dir():
+            self.fix = G.load_dhf1k(p)
+            self.sigma = None
+        else:
+            n = info.n_frames or int(round(info.duration * info.fps))
+            mapping = G.ScreenMapping.centred(tuple(g.screen), hw) if g.screen else None
+            ivt = {"threshold": g.ivt_threshold} if g.ivt_threshold is not None else None
+            rec = G.load_gaze(p, size=hw, video=name, mapping=mapping, px_per_degree=g.px_per_degree,
+                              coder=g.coder, ivt=ivt)
+            self.fix = G.fixation_maps(rec, G.video_frame_times(n, info.fps, start=g.gaze_offset), hw)
+            self.sigma = g.sigma if g.sigma is not None else self.fix.default_sigma
+        self.config = g.protocol
+        self.union = self.fix.union() if "sauc" in self.config.metrics else None
+        self.frames = set(range(1, self.fix.nframes + 1))
+        self.seed_key = (f"{name}/model", 0)  # evaluate --gaze: video_rng(seed, "<name>/model", 0)
+
+    def score(self, full_map: np.ndarray, k: int, rng) -> dict[str, float] | None:
+        """Metrics of one prediction (float ``[H, W]`` in [0, 1] at the frame size) on frame ``k``, or
+        ``None`` (no draw made) when nobody fixates in that frame."""
+        from avsal import metrics
+        from avsal.evaluate.protocol import other_map, prepare_prediction
+        from avsal.io.write import to_uint8
+
+        fix = self.fix.fixation_map(k)
+        if not fix.any():
+            return None
+        S = prepare_prediction(to_uint8(full_map).astype(np.float64) / 255.0, tuple(self.fix.size), self.config)
+        dens = self.fix.density_map(k, self.sigma)
+        other = other_map(self.union, fix) if self.union is not None else None
+        return metrics.compute_metrics(S, fix=fix, dens=dens, other=other, names=self.config.metrics, rng=rng)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -667,7 +783,7 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
     gt = None
     if opts.gt is not None:
         try:
-            gt = _VideoGT(opts.gt, name)
+            gt = _GazeGT(opts.gt, name, info) if isinstance(opts.gt, GazeOptions) else _VideoGT(opts.gt, name)
         except FileNotFoundError as e:
             notes.append(f"no ground truth ({e.args[0]} not found)")
     threshold = opts.peak_frac * math.hypot(H, W)
@@ -682,7 +798,7 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
         from avsal.evaluate.protocol import video_rng
 
         # One generator per condition, each seeded as `avsal evaluate` seeds this video: paired draws.
-        rngs = {c: video_rng(opts.seed, name, gt.split) for c in CONDITIONS}
+        rngs = {c: video_rng(opts.seed, *gt.seed_key) for c in CONDITIONS}
     store = _MapStore(os.path.join(out_dir, "maps.h5"), (ah, aw), (H, W)) if out_dir is not None else None
     bar = tqdm(total=info.n_frames or None, desc=name, unit="frame", disable=not progress, leave=False)
 
@@ -703,11 +819,12 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
                 for k, v in map_change(small["original"], small[c], (H, W)).items():
                     res.change[c][k].append(v)
             if gt is not None and idx + 1 in gt.frames:
-                res.gt_frames.append(len(res.frame_indices) - 1)
-                for c in CONDITIONS:
-                    full = upsample(maps[c], H, W)
-                    for m, v in gt.score(full, idx + 1, rngs[c]).items():
-                        res.gt[c][m].append(float(v))
+                scores = {c: gt.score(upsample(maps[c], H, W), idx + 1, rngs[c]) for c in CONDITIONS}
+                if scores["original"] is not None:
+                    res.gt_frames.append(len(res.frame_indices) - 1)
+                    for c in CONDITIONS:
+                        for m, v in scores[c].items():
+                            res.gt[c][m].append(float(v))
             if store is not None:
                 store.append(small, idx, t)
     finally:
@@ -721,8 +838,8 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
         res.loudness[c] = (rms_envelope(tr, res.times).astype(np.float64).tolist() if tr is not None
                            else [float("nan")] * len(res.times))
     if gt is not None and not res.gt_frames:
-        notes.append(f"no predicted frame is among the frames the protocol scores ({min(gt.frames, default=0)}.."
-                     f"{max(gt.frames, default=0)})")
+        notes.append(f"no predicted frame could be scored against the ground truth (frames "
+                     f"{min(gt.frames, default=0)}..{max(gt.frames, default=0)}, with a fixation)")
     res.warnings = notes
     if out_dir is not None:
         plot_video(os.path.join(out_dir, "change.png"), res, loud_tracks)
@@ -931,6 +1048,9 @@ def run_ablation(inputs: list[str], out: str, opts: AblateOptions, model=None, p
     paths = collect_inputs(inputs)
     if not paths:
         raise ValueError("no input video")
+    if isinstance(opts.gt, GazeOptions) and opts.gt.single_recording() and len(paths) > 1:
+        raise ValueError(f"{opts.gt.path} is one gaze recording: give one video, or a folder of recordings "
+                         "named after the videos")
     names = output_names(paths)
     vdir = os.path.join(root, "videos")
     os.makedirs(vdir, exist_ok=True)
@@ -1145,9 +1265,9 @@ def write_report(root: str, results: list[VideoAblation], opts: AblateOptions, s
                  f"| {_f(r.mean('other', 'cc'))} | {_f(r.mean('other', 'kld'))} | {_f(r.mean('other', 'moved'), 2)} |")
     if metrics:
         L += ["", "## Against the ground truth", "",
-              f"{len(with_gt)} of {len(results)} videos have ground truth ({opts.gt.dataset}, "
-              f"{opts.gt.protocol.protocol} protocol, frames {opts.gt.protocol.frames}); each condition scored as "
-              "`avsal evaluate` scores `avsal predict`'s maps, with identically seeded random draws. "
+              f"{len(with_gt)} of {len(results)} videos have ground truth ({opts.gt.describe()}); each "
+              "condition scored as `avsal evaluate` scores `avsal predict`'s maps, with identically seeded "
+              "random draws. "
               f"Means over videos, Δ = condition − original, {level:.0%} bootstrap intervals.", "",
               "| metric | original | silence | other | Δ silence | Δ other |", "|---|---|---|---|---|---|"]
         for m in metrics:
@@ -1187,8 +1307,9 @@ Run a model three times per video (original audio, silence, the audio of another
 a seeded derangement, or its own audio circularly shifted when only one video is given) with every
 other input identical, and report how much the saliency maps move: CC and KLD against the
 original-audio map, and the share of frames whose peak moves by more than --peak-frac of the frame
-diagonal. With --data-root/--dataset (the STAViS layout `avsal evaluate` reads) each condition is also
-scored against the ground truth, with bootstrap intervals over videos.
+diagonal. With --data-root/--dataset (the STAViS layout `avsal evaluate` reads) or --gaze (raw gaze,
+as `avsal evaluate --gaze`) each condition is also scored against the ground truth, with bootstrap
+intervals over videos.
 
 Writes OUT/{ablation.csv, per_frame.csv, summary.md, summary.json, overlay_<video>.mp4} and
 OUT/videos/<name>/{result.json, change.png, maps.h5}. Finished videos are kept and
@@ -1199,7 +1320,7 @@ Exit codes: 0 all done; 1 some videos failed (the others are reported); 2 bad us
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``ablate-audio`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    from avsal.evaluate.protocol import FRAME_MODES, PAPER_METRICS, PROTOCOLS, STAVIS_FIRST_FRAME
+    from avsal.evaluate.protocol import FRAME_MODES, PROTOCOLS, STAVIS_FIRST_FRAME
 
     p = subparsers.add_parser("ablate-audio", help="how much does the sound change a model's maps?",
                               description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1231,8 +1352,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help=f"stavis: frames {STAVIS_FIRST_FRAME}..nframes; all: every frame")
     gt.add_argument("--first-frame", type=int, default=STAVIS_FIRST_FRAME, metavar="K",
                     help=f"first frame scored with --frames stavis (default {STAVIS_FIRST_FRAME})")
-    gt.add_argument("--metrics", default=",".join(PAPER_METRICS), metavar="LIST",
-                    help="comma-separated metrics (default cc,nss,auc_j,sim,sauc)")
+    gt.add_argument("--metrics", default=None, metavar="LIST",
+                    help="comma-separated metrics (default cc,nss,auc_j,sim,sauc; with --gaze also kld)")
+    gz = p.add_argument_group("real gaze (as avsal evaluate --gaze; optional, instead of --data-root)")
+    gz.add_argument("--gaze", metavar="PATH",
+                    help="one recording (CSV viewer,t_s,x_px,y_px[,event]; Andersson .mat; DIEM or DHF1K folder) "
+                         "for a single video, or a folder with <stem>.csv, <stem>/ or Andersson "
+                         "*_video_<stem>_labelled_*.mat per video")
+    gz.add_argument("--screen", metavar="WxH", help="screen size in px; the video is centred on it at native size")
+    gz.add_argument("--px-per-degree", type=float, metavar="P", help="video px per degree of visual angle (CSV)")
+    gz.add_argument("--ivt-threshold", type=float, metavar="V",
+                    help="I-VT threshold for unlabelled CSV samples (deg/s with --px-per-degree, else px/s)")
+    gz.add_argument("--sigma", type=float, metavar="PX", help="density sigma in video px (default 1 degree or 40 px)")
+    gz.add_argument("--coder", metavar="ID", help="Andersson event coder (default the first)")
+    gz.add_argument("--gaze-offset", type=float, default=0.0, metavar="S",
+                    help="time (s) of the video's first frame on the gaze clock (default 0)")
     return p
 
 
@@ -1248,14 +1382,34 @@ def run(args: argparse.Namespace) -> int:
         gt = None
         if (args.data_root is None) != (args.dataset is None):
             raise ValueError("--data-root and --dataset go together")
+        if args.data_root is not None and args.gaze is not None:
+            raise ValueError("give either --data-root/--dataset or --gaze")
+        from avsal.evaluate.protocol import PAPER_METRICS, ProtocolConfig
+
         if args.data_root is not None:
-            from avsal.evaluate.protocol import ProtocolConfig
             from avsal.evaluate.readers import StavisLayout
 
             cfg = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
-                                 metrics=args.metrics)
+                                 metrics=args.metrics or ",".join(PAPER_METRICS))
             StavisLayout(args.data_root, args.fold_lists).dataset(args.dataset)  # fail early on a bad root
             gt = GroundTruthOptions(args.data_root, args.dataset, args.fold_lists, cfg)
+        elif args.gaze is not None:
+            from avsal.evaluate.gaze import GAZE_METRICS
+
+            if not os.path.exists(args.gaze):
+                raise InputError(args.gaze, "gaze recording not found")
+            screen = None
+            if args.screen:
+                try:
+                    screen = tuple(float(v) for v in args.screen.lower().split("x"))
+                except ValueError:
+                    screen = ()
+                if len(screen) != 2:
+                    raise ValueError(f"--screen expects WxH, got {args.screen!r}")
+            cfg = ProtocolConfig(protocol=args.protocol, frames="all",
+                                 metrics=args.metrics or ",".join(GAZE_METRICS))
+            gt = GazeOptions(args.gaze, screen, args.px_per_degree, args.ivt_threshold, args.sigma, args.coder,
+                             args.gaze_offset, cfg)
         opts = AblateOptions(model=args.model, weights=args.weights, model_config=_parse_overrides(args.set),
                              every=args.every, fps=args.fps, device=args.device, batch_size=args.batch_size,
                              seed=args.seed, peak_frac=args.peak_frac, overlay=not args.no_overlay,
