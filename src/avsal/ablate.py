@@ -881,7 +881,8 @@ def plot_video(path: str, res: VideoAblation, tracks: dict[str, AudioTrack | Non
     axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.4, 1.2]})
     colours = {"silence": "tab:red", "other": "tab:blue"}
     for c in ABLATED:
-        axes[0].plot(t, res.change[c]["cc"], ".-", ms=3, lw=1, color=colours[c], label=c if c == "silence" else f"{c}: {res.sources[c]}")
+        label = c if c == "silence" else f"{c}: {res.sources[c]}"
+        axes[0].plot(t, res.change[c]["cc"], ".-", ms=3, lw=1, color=colours[c], label=label)
         axes[1].plot(t, res.change[c]["peak_shift_px"], ".-", ms=3, lw=1, color=colours[c], label=c)
     axes[0].set_ylabel("CC with the\noriginal-audio map")
     ccs = np.asarray([v for c in ABLATED for v in res.change[c]["cc"]] + [1.0], np.float64)
@@ -1128,7 +1129,8 @@ def run_ablation(inputs: list[str], out: str, opts: AblateOptions, model=None, p
 
 def _most_sensitive(results: list[VideoAblation]) -> VideoAblation | None:
     """The video whose maps move most under silence: the largest mean MAD (ties: input order)."""
-    cand = [(r.mean("silence", "mad"), -i, r) for i, r in enumerate(results) if not math.isnan(r.mean("silence", "mad"))]
+    cand = [(r.mean("silence", "mad"), -i, r) for i, r in enumerate(results)
+            if not math.isnan(r.mean("silence", "mad"))]
     return max(cand, key=lambda x: (x[0], x[1]))[2] if cand else None
 
 
@@ -1234,7 +1236,8 @@ def write_report(root: str, results: list[VideoAblation], opts: AblateOptions, s
 
     pct = round(100 * opts.peak_frac, 2)
     L = [f"# Audio ablation: `{settings['model']}`", ""]
-    L.append(f"{len(results)} video{'s' if len(results) != 1 else ''}; sampling {_sampling_text(settings['sampling'])}; seed {opts.seed}. "
+    L.append(f"{len(results)} video{'s' if len(results) != 1 else ''}; sampling "
+             f"{_sampling_text(settings['sampling'])}; seed {opts.seed}. "
              "Each video was run three times with every other input identical: its own soundtrack "
              "(**original**), zeros of the same length (**silence**), and the soundtrack of another video of "
              "the set (**other**, a seeded derangement; with one video, its own soundtrack circularly shifted "
