@@ -348,7 +348,7 @@ def test_cli_classic_av_without_sync_cue_is_unchanged(small_clips, tmp_path):
 
 
 def test_derangement_resume_and_determinism(small_clips, tmp_path):
-    opts = AblateOptions(every=3, seed=5)
+    opts = AblateOptions(every=3, seed=5, overlay=False)
     model = LoudnessBlob()
     a = tmp_path / "a"
     run = run_ablation(small_clips, str(a), opts, model=model, progress=False, log=lambda m: None)
