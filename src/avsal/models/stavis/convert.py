@@ -22,8 +22,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 try:  # the shared engine (avsal.models.checkpoints) once it is on this branch
     from avsal.models.checkpoints import ConversionRules
 except ImportError:  # pragma: no cover - interim copy of the engine's rule record
@@ -77,7 +75,7 @@ def apply_rules(state_dict: dict, rules: ConversionRules) -> tuple[dict, list[st
     (first match wins), drop. Returns ``(renamed state dict, dropped keys, unexpected keys)``."""
     out, dropped, unexpected = {}, [], []
     for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
+        if not hasattr(value, "shape"):
             continue
         k = key[len("module."):] if key.startswith("module.") else key
         for pattern, repl in rules.rename:

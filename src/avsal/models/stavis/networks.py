@@ -33,8 +33,7 @@ from torch import nn
 #: The two variants.
 VARIANTS = ("visual", "av")
 
-#: Samples of the audio input (``int(22050 / 10 * 16)``: 16 frames at 10 fps and 22.05 kHz).
-AUDIO_LENGTH = 35280
+from avsal.models.stavis.preprocess import AUDIO_LENGTH  # noqa: E402,F401  (re-exported)
 
 
 @dataclass(frozen=True)
