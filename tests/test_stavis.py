@@ -13,21 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from avsal.models.stavis import convert as cv
+from avsal.models.checkpoints import CheckpointError, convert_state_dict
 from avsal.models.stavis.networks import Stavis, centre_crop, spatial_softmax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stavis_reference import load_keys, load_reference, make_inputs, tensor_sha256, upstream_state_dict  # noqa: E402
 
-RULES = {"visual": cv.STAVIS_VISUAL_RULES, "av": cv.STAVIS_AV_RULES}
+NAMES = {"visual": "stavis-visual", "av": "stavis-av"}
 
 
-def _convert(sd, rules):
-    if hasattr(cv, "apply_rules"):
-        out, dropped, unexpected = cv.apply_rules(sd, rules)
-        return out, dropped, unexpected
-    from avsal.models.checkpoints import convert_state_dict  # the shared engine
-    out, report = convert_state_dict(sd, rules)
+def _convert(sd, name, partial=False):
+    out, report = convert_state_dict(sd, name, partial=partial)
     return out, report.dropped, report.unexpected
 
 
@@ -55,7 +51,7 @@ def test_upstream_parity(variant, upstream):
     sd, (clip, audio) = upstream
     ref = load_reference(variant)
     assert tensor_sha256(clip, audio) == ref["meta"]["inputs_sha256"]
-    out, dropped, unexpected = _convert(sd, RULES[variant])
+    out, dropped, unexpected = _convert(sd, NAMES[variant])
     assert not unexpected
     net = Stavis(variant=variant)
     net.load_state_dict(out, strict=True)
@@ -80,10 +76,10 @@ def test_upstream_parity(variant, upstream):
 
 def test_dropped_keys_are_exactly_the_other_variants_modules(upstream):
     sd, _ = upstream
-    _, dropped, _ = _convert(sd, cv.STAVIS_AV_RULES)
-    assert sorted(dropped) == ["module.fuse.bias", "module.fuse.weight"]
-    _, dropped, _ = _convert(sd, cv.STAVIS_VISUAL_RULES)
-    assert {k.split(".")[1] for k in dropped} == {"fuseav", "soundnet8", "fusion3"}
+    _, dropped, _ = _convert(sd, "stavis-av")
+    assert sorted(dropped) == ["fuse.bias", "fuse.weight"]
+    _, dropped, _ = _convert(sd, "stavis-visual")
+    assert {k.split(".")[0] for k in dropped} == {"fuseav", "soundnet8", "fusion3"}
     assert len(dropped) == 2 + 6 + 7 * 2 + 7 * 5  # fuseav, fusion3, 7 convs (w, b), 7 BatchNorms
 
 
@@ -92,15 +88,16 @@ def test_init_files_map_onto_the_trunk_and_soundnet():
     keys = dict(load_keys())
     kinetics = {k: torch.zeros(s) for k, s in keys.items() if k.split(".")[1] in ("conv1", "bn1")
                 or k.split(".")[1].startswith("layer")}
-    kinetics.update({"module.layer4.0.conv1.weight": torch.zeros(512, 1024, 1, 1, 1),
+    kinetics = {"arch": "resnet-50", "state_dict": kinetics}  # Hara et al.'s release format
+    kinetics["state_dict"].update({"module.layer4.0.conv1.weight": torch.zeros(512, 1024, 1, 1, 1),
                      "module.fc.weight": torch.zeros(400, 2048), "module.fc.bias": torch.zeros(400)})
-    out, dropped, unexpected = _convert(kinetics, cv.STAVIS_BACKBONE_RULES)
+    out, dropped, unexpected = _convert(kinetics, "stavis-backbone", partial=True)
     target = Stavis(variant="visual").state_dict()
-    assert not unexpected and sorted(dropped) == ["module.fc.bias", "module.fc.weight", "module.layer4.0.conv1.weight"]
+    assert not unexpected and sorted(dropped) == ["fc.bias", "fc.weight", "layer4.0.conv1.weight"]
     assert set(out) == {k for k in target if not k.startswith(("dsam", "fuse"))}
     assert all(out[k].shape == target[k].shape for k in out)
     sound = {k: torch.zeros(s) for k, s in keys.items() if ".soundnet8." in k}
-    out, dropped, unexpected = _convert(sound, cv.SOUNDNET8_RULES)
+    out, dropped, unexpected = _convert(sound, "soundnet8", partial=True)
     target = Stavis(variant="av").state_dict()
     assert not unexpected and not dropped
     assert set(out) == {k for k in target if k.startswith("soundnet.")}
@@ -147,3 +144,28 @@ def test_upstream_initialisation():
     assert net.fuse_av.bias.item() == -6.0 and all(d.score.bias.item() == -6.0 for d in net.dsam)
     w = net.dsam[0].score_upsample.weight[0, 0]  # bilinear kernel 4×4
     assert torch.allclose(w[0], torch.tensor([0.0625, 0.1875, 0.1875, 0.0625]))
+
+
+def test_upstream_checkpoint_format_and_errors(upstream, tmp_path):
+    """The released files: ``{'epoch', 'arch', 'state_dict' (module.), four optimizer states}``; strict load
+    through the registry; a wrong shape is named with both shapes."""
+    from avsal.errors import InputError
+    from avsal.models import create_model
+
+    sd, (clip, audio) = upstream
+    opt = {"state": {}, "param_groups": [{"lr": 0.001, "momentum": 0.9, "dampening": 0.9, "params": [0, 1]}]}
+    ck = {"epoch": 61, "arch": "resnet-50", "state_dict": sd, "optimizer_global": opt, "optimizer_sal": opt,
+          "optimizer_sound": opt, "optimizer_fusion": opt}
+    path = tmp_path / "audiovisual_split1_save_60.pth"
+    torch.save(ck, path)
+    net = create_model("stavis-av", weights=str(path)).eval()
+    with torch.no_grad():
+        out = net(clip, audio)[0]
+    assert (out - load_reference("av")["outputs"][0]).abs().max() <= 1e-5
+    bad = dict(sd)
+    bad["module.fusion3.affine_rgb.weight"] = torch.zeros(128, 256)
+    torch.save({**ck, "state_dict": bad}, path)
+    with pytest.raises(InputError, match=r"fusion3.affine_rgb.weight.*\(128, 256\).*\(128, 512\)"):
+        create_model("stavis-av", weights=str(path))
+    with pytest.raises(CheckpointError, match="lacks"):
+        convert_state_dict({k: v for k, v in sd.items() if "layer3" not in k}, "stavis-visual")

@@ -18,21 +18,7 @@ drops ``fuse``; these are reported as *dropped*.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Callable
-
-try:  # the shared engine (avsal.models.checkpoints) once it is on this branch
-    from avsal.models.checkpoints import ConversionRules
-except ImportError:  # pragma: no cover - interim copy of the engine's rule record
-    @dataclass(frozen=True)
-    class ConversionRules:  # type: ignore[no-redef]
-        """Interim stand-in with the fields of ``avsal.models.checkpoints.ConversionRules``."""
-
-        rename: tuple = ()
-        dropped: tuple = ()
-        transforms: tuple = ()
-        network: Callable | None = None
+from avsal.models.checkpoints import ConversionRules
 
 #: SoundNet-8 ``nn.Sequential`` indices of the conv and BatchNorm layers (``docs/stavis.md`` §SoundNet).
 SOUNDNET_INDICES = ((0, 1), (4, 5), (8, 9), (11, 12), (14, 15), (18, 19), (21, 22))
@@ -58,30 +44,18 @@ def _network(variant: str):
 
 #: ``stavis-av``: everything but the visual read-out ``fuse``.
 STAVIS_AV_RULES = ConversionRules(rename=_TRUNK + _DSAM + _SOUND + _FUSION,
-                                  dropped=(r"fuse\.",), network=_network("av"))
+                                  dropped=(r"fuse\.",), network=_network("av"),
+                                  source="STAViS audiovisual_split{1,2,3}_save_60.pth (atsiami/STAViS)")
 #: ``stavis-visual``: trunk, DSAMs and ``fuse``; the unused audio branch and AV read-out are dropped.
 STAVIS_VISUAL_RULES = ConversionRules(rename=_TRUNK + _DSAM + ((r"fuse\.", "fuse."),),
                                       dropped=(r"fuseav\.", r"soundnet8\.", r"fusion3\."),
-                                      network=_network("visual"))
+                                      network=_network("visual"),
+                                      source="STAViS visual_split{1,2,3}_save_60.pth (atsiami/STAViS)")
 #: ``stavis-backbone``: ``resnet-50-kinetics.pth`` (Hara et al.) as an init of the trunk (partial conversion);
 #: its ``layer4``/``fc`` are dropped, as upstream's ``strict=0`` load does.
-STAVIS_BACKBONE_RULES = ConversionRules(rename=_TRUNK, dropped=(r"layer4\.", r"fc\."), network=_network("visual"))
+STAVIS_BACKBONE_RULES = ConversionRules(rename=_TRUNK, dropped=(r"layer4\.", r"fc\."), network=_network("visual"),
+                                       source="resnet-50-kinetics.pth (Hara et al. 3D-ResNets-PyTorch)")
 #: ``soundnet8``: ``soundnet8.pth`` as an init of the audio branch (partial conversion).
-SOUNDNET8_RULES = ConversionRules(rename=_SOUND, network=_network("av"))
+SOUNDNET8_RULES = ConversionRules(rename=_SOUND, network=_network("av"),
+                                  source="soundnet8.pth (STAViS release; SoundNet-8 in the (1, k) layout)")
 
-
-def apply_rules(state_dict: dict, rules: ConversionRules) -> tuple[dict, list[str], list[str]]:
-    """Interim application of ``rules`` (until the shared engine lands): strip ``module.``, rename
-    (first match wins), drop. Returns ``(renamed state dict, dropped keys, unexpected keys)``."""
-    out, dropped, unexpected = {}, [], []
-    for key, value in state_dict.items():
-        if not hasattr(value, "shape"):
-            continue
-        k = key[len("module."):] if key.startswith("module.") else key
-        for pattern, repl in rules.rename:
-            if re.match(pattern, k):
-                out[re.sub("^" + pattern, repl, k, count=1)] = value
-                break
-        else:
-            (dropped if any(re.match(p, k) for p in rules.dropped) else unexpected).append(key)
-    return out, dropped, unexpected
