@@ -143,3 +143,36 @@ def test_visual_variant_ignores_audio():
         warnings.simplefilter("error")
         maps = [p.saliency for p in run_clips(model, frames, None)]
     assert len(maps) == 10 and maps[0].shape == (112, 112)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["av", "visual"])
+def test_predict_cli_on_a_real_clip_with_an_upstream_format_checkpoint(variant, shared_dir, tmp_path):
+    """``avsal predict --model stavis-<variant> --weights <upstream .pth>`` on a real clip (full-size network,
+    synthetic weights in the released checkpoint format)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from avsal.cli import main
+    from avsal.io.image import read_gray
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stavis_reference import upstream_state_dict
+
+    video = shared_dir / "videos" / "open_license" / "sintel_2s_moviepy_example3.mp4"
+    if not video.exists():
+        pytest.skip(f"{video} not present")
+    opt = {"state": {}, "param_groups": []}
+    ck = tmp_path / f"{variant}_split1_save_60.pth"
+    torch.save({"epoch": 61, "arch": "resnet-50", "state_dict": upstream_state_dict(), "optimizer_global": opt,
+                "optimizer_sal": opt, "optimizer_sound": opt, "optimizer_fusion": opt}, ck)
+    out = tmp_path / "out"
+    assert main(["predict", str(video), "--model", f"stavis-{variant}", "--weights", str(ck), "--out", str(out),
+                 "--every", "40", "--no-overlay", "--quiet"]) == 0
+    meta = json.loads(next(out.glob("*/meta.json")).read_text())
+    assert meta["model"] == f"stavis-{variant}" and meta["frames_predicted"] == 2
+    maps = sorted(next(out.glob("*/maps")).glob("*.png"))
+    assert [p.name for p in maps] == ["000001.png", "000041.png"]
+    m = read_gray(maps[1])
+    assert m.shape == (480, 854) and m.max() > m.min()
