@@ -223,7 +223,8 @@ class BilinearAVFusion(nn.Module):
         v = F.relu(self.visual_proj(v.permute(0, 2, 3, 1).reshape(b, h * w, c)))
         a = F.relu(self.audio_proj(sound.flatten(1)))
         a = a.unsqueeze(1).expand(-1, h * w, -1)
-        y = self.bilinear(v.contiguous(), a.contiguous())
+        with torch.autocast(v.device.type, enabled=False):  # nn.Bilinear has no reduced-precision autocast rule
+            y = self.bilinear(v.float().contiguous(), a.float().contiguous())
         y = y.view(b, h, w, -1).permute(0, 3, 1, 2)
         y = F.interpolate(y, scale_factor=8, mode="bilinear", align_corners=False)
         return centre_crop(y, height, width)
