@@ -133,9 +133,10 @@ class StavisVideoModel:
             return out
         fps = self._fps()
         wav, rate = self._wav(audio, fps)
-        first_time = self._times.get(0)
-        offset = 0.0 if first_time is None else (first_time - float(audio.start_time)) * rate
-        shift = int(round(offset))
+        # frame k (0-based) sits at k/fps + offset on the container timeline; align sample 0 of the excerpt
+        # arithmetic with frame 0 (upstream assumes the wav starts with frame 1)
+        offset = clips[0][0].time - clips[0][0].index / fps
+        shift = int(round((offset - float(audio.start_time)) * rate))
         padded = wav
         if shift > 0:
             padded = wav[shift:]
