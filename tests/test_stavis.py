@@ -39,11 +39,14 @@ def test_full_size_parameter_counts():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     trunk = sum(count(getattr(av, n)) for n in ("conv1", "bn1", "layer1", "layer2", "layer3"))
     assert trunk == 17_078_464
-    assert count(av.dsam) == 616_916 and count(vis.fuse) == 65 and count(av.fuse_av) == 129
+    assert count(vis.dsam) == 616_916 and count(vis.fuse) == 65 and count(av.fuse_av) == 129
     assert count(av.soundnet) == 2_874_320 and count(av.av_fusion) == 1_245_504
-    # upstream defines all modules in both variants: 21,815,398 = ours (av) + the visual read-out
-    assert count(av) + count(vis.fuse) == 21_815_398
-    assert count(vis) == 17_078_464 + 616_916 + 65
+    # upstream defines all modules in both variants (21,815,398); the av model leaves out the visual read-out,
+    # the four side-output deconvolutions (16 + 64 + 256 + 1024) and the fourth attention score (17)
+    unused = count(vis.fuse) + sum(count(d.score_upsample) for d in vis.dsam) + count(vis.dsam[3].score)
+    assert unused == 65 + 1360 + 17
+    assert count(av) == 21_813_956 and count(av) + unused == 21_815_398
+    assert count(vis) == 17_695_445 == 17_078_464 + 616_916 + 65
 
 
 @pytest.mark.parametrize("variant", ["visual", "av"])
@@ -77,7 +80,10 @@ def test_upstream_parity(variant, upstream):
 def test_dropped_keys_are_exactly_the_other_variants_modules(upstream):
     sd, _ = upstream
     _, dropped, _ = _convert(sd, "stavis-av")
-    assert sorted(dropped) == ["fuse.bias", "fuse.weight"]
+    assert sorted(dropped) == ["fuse.bias", "fuse.weight", "score_dsn.0.upscale_.weight",
+                               "score_dsn.1.upscale_.weight", "score_dsn.2.upscale_.weight",
+                               "score_dsn.3.score_dsn.bias", "score_dsn.3.score_dsn.weight",
+                               "score_dsn.3.upscale_.weight"]
     _, dropped, _ = _convert(sd, "stavis-visual")
     assert {k.split(".")[0] for k in dropped} == {"fuseav", "soundnet8", "fusion3"}
     assert len(dropped) == 2 + 6 + 7 * 2 + 7 * 5  # fuseav, fusion3, 7 convs (w, b), 7 BatchNorms
@@ -128,11 +134,8 @@ def test_tiny_networks_train_and_accept_other_sizes():
         out = net(torch.randn(2, 3, 16, 48, 64), torch.randn(2, 1, 1, 35280))
         assert [o.shape for o in out] == [(2, 1, 48, 64)] * n_out
         sum(o.mean() for o in out).backward()
-        no_grad = {n for n, p in net.named_parameters() if p.grad is None}
-        # av has no deep supervision: the side outputs and the last DSAM's score are unused (as upstream)
-        expected = set() if variant == "visual" else (
-            {f"dsam.{i}.score_upsample.weight" for i in range(4)} | {"dsam.3.score.weight", "dsam.3.score.bias"})
-        assert no_grad == expected
+        # every parameter is used (DistributedDataParallel needs it): the av model builds no unused layer
+        assert all(p.grad is not None for p in net.parameters())
     with pytest.raises(ValueError, match="audio"):
         Stavis(variant="av", tiny=True)(torch.randn(1, 3, 16, 32, 32))
     with pytest.raises(ValueError, match="variant"):
@@ -141,8 +144,9 @@ def test_tiny_networks_train_and_accept_other_sizes():
 
 def test_upstream_initialisation():
     net = Stavis(variant="av", tiny=True)
-    assert net.fuse_av.bias.item() == -6.0 and all(d.score.bias.item() == -6.0 for d in net.dsam)
-    w = net.dsam[0].score_upsample.weight[0, 0]  # bilinear kernel 4×4
+    assert net.fuse_av.bias.item() == -6.0 and all(d.score.bias.item() == -6.0 for d in net.dsam[:3])
+    assert net.dsam[3].score is None and all(d.score_upsample is None for d in net.dsam)
+    w = Stavis(variant="visual", tiny=True).dsam[0].score_upsample.weight[0, 0]  # bilinear kernel 4×4
     assert torch.allclose(w[0], torch.tensor([0.0625, 0.1875, 0.1875, 0.0625]))
 
 

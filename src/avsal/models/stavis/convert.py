@@ -13,7 +13,8 @@ Upstream → avsal names: ``score_dsn.i.{side_prep, score_dsn, upscale, upscale_
 ``av_fusion.{visual_proj, audio_proj, bilinear}``; ``fuseav`` → ``fuse_av``; the trunk keeps its names.
 Both upstream variants define every module, so each checkpoint holds the keys of the other variant too:
 the visual model drops ``fuseav``/``soundnet8``/``fusion3`` (random-init in the visual checkpoint), the AV model
-drops ``fuse``; these are reported as *dropped*.
+drops ``fuse`` and the layers its forward never uses (``score_dsn.i.upscale_``, ``score_dsn.3.score_dsn``); these
+are reported as *dropped*.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def _network(variant: str):
     return build
 
 
-#: ``stavis-av``: everything but the visual read-out ``fuse``.
+#: ``stavis-av``: everything but the visual read-out ``fuse``, the side-output deconvolutions (``upscale_``; no deep
+#: supervision in AV) and the fourth DSAM's score (its attention is never applied).
 STAVIS_AV_RULES = ConversionRules(rename=_TRUNK + _DSAM + _SOUND + _FUSION,
-                                  dropped=(r"fuse\.",), network=_network("av"),
+                                  dropped=(r"fuse\.", r"score_dsn\.\d\.upscale_\.", r"score_dsn\.3\.score_dsn\."), network=_network("av"),
                                   source="STAViS audiovisual_split{1,2,3}_save_60.pth (atsiami/STAViS)")
 #: ``stavis-visual``: trunk, DSAMs and ``fuse``; the unused audio branch and AV read-out are dropped.
 STAVIS_VISUAL_RULES = ConversionRules(rename=_TRUNK + _DSAM + ((r"fuse\.", "fuse."),),

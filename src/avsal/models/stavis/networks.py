@@ -16,8 +16,9 @@ Calling convention (float32):
 Differences from upstream that change no finite number: the spatial softmax subtracts its maximum (upstream
 overflows to NaN for logits > 88), the AV fusion flattens the audio embedding per sample (upstream crashes at
 B = 1, ``docs/stavis.md`` §Defects), the visual variant neither builds nor runs SoundNet and the AV fusion
-(upstream runs SoundNet and discards it), and each variant builds only its own read-out (``fuse`` or
-``fuse_av``); the unused upstream keys are reported as dropped by the converter.
+(upstream runs SoundNet and discards it), each variant builds only its own read-out (``fuse`` or
+``fuse_av``), and the av variant leaves out the unused side-output deconvolutions and fourth attention score;
+the unused upstream keys are reported as dropped by the converter.
 """
 
 from __future__ import annotations
@@ -147,21 +148,27 @@ class DSAM(nn.Module):
     stride 2^i) + centre crop gives the side map ``[B, S, H, W]`` fed to the read-out; ``score`` (1×1, S→1)
     gives the attention logits ``[B, 1, h, w]``; ``score_upsample`` + crop gives the side output
     ``[B, 1, H, W]`` (a logit map, deep supervision). Returns ``(side_map, side_out, attention_logits)``.
+
+    ``score=False`` (the av model's last level: neither attention nor side output is used) and
+    ``side_output=False`` (the av model has no deep supervision) leave those layers out; the missing parts
+    are returned as ``None``.
     """
 
-    def __init__(self, level: int, cin: int, side: int):
+    def __init__(self, level: int, cin: int, side: int, score: bool = True, side_output: bool = True):
         super().__init__()
         k, s = 2 ** (level + 1), 2 ** level
         self.side_prep = nn.Conv2d(cin, side, 3, padding=1)
-        self.score = nn.Conv2d(side, 1, 1)
         self.side_upsample = nn.ConvTranspose2d(side, side, k, stride=s, bias=False)
-        self.score_upsample = nn.ConvTranspose2d(1, 1, k, stride=s, bias=False)
+        self.score = nn.Conv2d(side, 1, 1) if score else None
+        self.score_upsample = nn.ConvTranspose2d(1, 1, k, stride=s, bias=False) if score and side_output else None
 
     def forward(self, x: torch.Tensor, height: int, width: int):
         feat = self.side_prep(x.mean(dim=2))
         side_map = centre_crop(self.side_upsample(feat), height, width)
-        logits = self.score(feat)
-        side_out = centre_crop(self.score_upsample(logits), height, width)
+        logits = self.score(feat) if self.score is not None else None
+        side_out = None
+        if self.score_upsample is not None:
+            side_out = centre_crop(self.score_upsample(logits), height, width)
         return side_map, side_out, logits
 
 
@@ -231,12 +238,14 @@ class BilinearAVFusion(nn.Module):
 
 
 class Stavis(nn.Module):
-    """STAViS (``variant="av"``, 21,815,333 parameters) or its visual-only variant (17,695,445).
+    """STAViS (``variant="av"``, 21,813,956 parameters) or its visual-only variant (17,695,445).
 
     3D ResNet-50 trunk (``conv1``/``bn1``/``layer1``–``layer3``; no layer4), a DSAM after conv1, layer1,
     layer2 and layer3 (the first three re-weight the features by ``1 + attention``; the fourth's attention is
     not used), SoundNet-8 and the bilinear AV fusion on layer2 (av only), and a 1×1 read-out over the
-    concatenated side maps (``fuse``, visual) or the side maps plus the fusion map (``fuse_av``, av).
+    concatenated side maps (``fuse``, visual) or the side maps plus the fusion map (``fuse_av``, av). Only the
+    layers a variant uses are built (all parameters get gradients, as DistributedDataParallel needs): the av model
+    has no side-output deconvolutions and no fourth attention score.
 
     ``forward(clip [B, 3, T, H, W], audio [B, 1, 1, L] | None)`` → list of logit maps ``[B, 1, H, W]``
     (visual: 4 side outputs + fused; av: fused). The av variant requires ``audio`` (use zeros for silence).
@@ -255,7 +264,9 @@ class Stavis(nn.Module):
         self.layer1 = _layer(w.stem, w.planes[0], w.blocks[0], 1)
         self.layer2 = _layer(outs[0], w.planes[1], w.blocks[1], 2)
         self.layer3 = _layer(outs[1], w.planes[2], w.blocks[2], 2)
-        self.dsam = nn.ModuleList(DSAM(i, c, w.side) for i, c in enumerate([w.stem] + outs, start=1))
+        av = cfg.variant == "av"  # av: no deep supervision, and the last level's attention is never applied
+        self.dsam = nn.ModuleList(DSAM(i, c, w.side, score=not (av and i == 4), side_output=not av)
+                                  for i, c in enumerate([w.stem] + outs, start=1))
         if cfg.variant == "av":
             self.soundnet = SoundNet8(w.sound)
             self.av_fusion = BilinearAVFusion(outs[1], w.sound[-1], w.fusion_hidden, w.fusion_out)
@@ -293,7 +304,8 @@ class Stavis(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         for d in self.dsam:
-            nn.init.constant_(d.score.bias, -6.0)
+            if d.score is not None:
+                nn.init.constant_(d.score.bias, -6.0)
         nn.init.constant_((self.fuse_av if self.audiovisual else self.fuse).bias, -6.0)
 
     def forward(self, clip: torch.Tensor, audio: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -315,7 +327,7 @@ class Stavis(nn.Module):
                 raise ValueError("the av variant needs audio [B, 1, 1, L] (zeros for silence)")
             fusion = self.av_fusion(x, self.soundnet(audio), height, width)
         x = self.layer3(dsam(2, x))
-        dsam(3, x, apply=False)
+        dsam(3, x, apply=False)  # the fourth attention is computed upstream but never applied
         sides_cat = torch.cat(sides, 1)
         if self.audiovisual:
             return [self.fuse_av(torch.cat([sides_cat, fusion], 1))]
