@@ -94,10 +94,10 @@ def test_postprocess_minmax_and_blur():
 def tiny_av():
     torch.manual_seed(0)
     net = Stavis(variant="av", tiny=True).eval()
-    with torch.no_grad():  # upstream's N(0, 0.001) Conv2d init silences SoundNet; use He-scaled weights instead
+    with torch.no_grad():  # upstream's N(0, 0.001) Conv2d init silences SoundNet; use N(0, 1/fan_in) weights instead
         for name, p in net.named_parameters():
             if p.ndim > 1 and not name.endswith("upsample.weight"):
-                p.normal_(0, (2.0 / p[0].numel()) ** 0.5)
+                p.normal_(0, (1.0 / p[0].numel()) ** 0.5)
     return net
 
 
@@ -176,3 +176,22 @@ def test_predict_cli_on_a_real_clip_with_an_upstream_format_checkpoint(variant, 
     assert [p.name for p in maps] == ["000001.png", "000041.png"]
     m = read_gray(maps[1])
     assert m.shape == (480, 854) and m.max() > m.min()
+
+
+def test_frame_rate_estimate_and_audio_alignment(tiny_av):
+    fps, fs = 30000 / 1001, 16000
+    frames = _frames(18, fps=fps)
+    t = np.arange(int(fs * 0.8)) / fs
+    samples = (0.5 * np.sin(2 * np.pi * 300 * t) * (t > 0.3)).astype(np.float32)  # sound starts at 0.3 s
+    model = StavisVideoModel(tiny_av)
+    ref = np.stack([p.saliency for p in run_clips(model, frames, AudioTrack(samples, fs))])
+    assert model._fps() == pytest.approx(29.97)
+    # the same video on a timeline that starts at 2.5 s (frames and soundtrack alike): the same maps
+    shifted = [Frame(f.index, f.time + 2.5, f.rgb) for f in frames]
+    same = np.stack([p.saliency for p in run_clips(StavisVideoModel(tiny_av), shifted,
+                                                   AudioTrack(samples, fs, start_time=2.5))])
+    np.testing.assert_allclose(same, ref, atol=1e-5)
+    # a soundtrack that starts 0.3 s late (its first sample plays with frame ~9): different maps
+    late = np.stack([p.saliency for p in run_clips(StavisVideoModel(tiny_av), frames,
+                                                   AudioTrack(samples, fs, start_time=0.3))])
+    assert np.abs(late - ref).max() > 1e-3
