@@ -195,3 +195,28 @@ def test_frame_rate_estimate_and_audio_alignment(tiny_av):
     late = np.stack([p.saliency for p in run_clips(StavisVideoModel(tiny_av), frames,
                                                    AudioTrack(samples, fs, start_time=0.3))])
     assert np.abs(late - ref).max() > 1e-3
+
+
+def test_predict_cli_records_resampling_and_silence_in_meta(tmp_path):
+    """``avsal predict`` with avsal-format tiny weights: a 44.1 kHz soundtrack at 15 fps (excerpts of 47,040
+    samples would overflow the buffer) is resampled with a warning; a video without audio runs on silence."""
+    import json
+
+    from avsal.cli import main
+    from avsal.models.checkpoints import save_weights
+    from avsal.synth import write_clip
+    from conftest import gradient_frame, tone
+
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(Stavis(variant="av", tiny=True).state_dict(), weights, "stavis-av", {"tiny": True})
+    loud = write_clip(tmp_path / "loud.mp4", gradient_frame, 20, 15.0, audio=tone(20 / 15, 44100, 2),
+                      sample_rate=44100)
+    mute = write_clip(tmp_path / "mute.mp4", gradient_frame, 20, 15.0)
+    out = tmp_path / "out"
+    assert main(["predict", loud, mute, "--model", "stavis-av", "--weights", str(weights), "--out", str(out),
+                 "--every", "10", "--no-overlay", "--quiet"]) == 0
+    meta = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/meta.json")}
+    assert meta["loud"]["frames_predicted"] == 2 and meta["mute"]["frames_predicted"] == 2
+    assert any("resampled to 33073 Hz" in w for w in meta["loud"]["warnings"])  # ⌊35278·15/16⌋
+    assert any("no audio" in w for w in meta["mute"]["warnings"])
