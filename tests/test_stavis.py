@@ -53,7 +53,8 @@ def test_full_size_parameter_counts():
 def test_upstream_parity(variant, upstream):
     sd, (clip, audio) = upstream
     ref = load_reference(variant)
-    assert tensor_sha256(clip, audio) == ref["meta"]["inputs_sha256"]
+    assert tensor_sha256(clip, audio) == ref["meta"]["inputs_sha256"]  # inputs and weights regenerated exactly
+    assert tensor_sha256(*sd.values()) == ref["meta"]["weights_sha256"]
     out, dropped, unexpected = _convert(sd, NAMES[variant])
     assert not unexpected
     net = Stavis(variant=variant)
