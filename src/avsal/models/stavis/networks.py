@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avsal.models.stavis.preprocess import AUDIO_LENGTH  # noqa: F401  (re-exported: the audio input length)
+
 #: The two variants.
 VARIANTS = ("visual", "av")
-
-from avsal.models.stavis.preprocess import AUDIO_LENGTH  # noqa: E402,F401  (re-exported)
 
 
 @dataclass(frozen=True)
