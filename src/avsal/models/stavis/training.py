@@ -206,12 +206,11 @@ class StavisTrainDataset(torch.utils.data.Dataset):
             path = self.layout.fold_list_path(ds, split, "train")
             if not path.exists():
                 continue
-            entries = read_fold_list(path)
+            entries = [e for e in read_fold_list(path)
+                       if e.nframes > 1 and self.layout.annotation_dir(ds, e.name).is_dir()]
             used.append(ds.name)
             for k, e in enumerate(entries):
-                if e.nframes <= 1 or not self.layout.annotation_dir(ds, e.name).is_dir():
-                    continue
-                silent = last_video_silent and k == len(entries) - 1
+                silent = last_video_silent and k == len(entries) - 1  # the last video upstream loads
                 for j in range(1, e.nframes, step):
                     frames = tuple(range(j, min(e.nframes + 1, j + window)))
                     self.samples.append(ClipSample(ds.folder, e.name, e.fps, e.nframes, frames, silent))
