@@ -220,3 +220,20 @@ def test_predict_cli_records_resampling_and_silence_in_meta(tmp_path):
     assert meta["loud"]["frames_predicted"] == 2 and meta["mute"]["frames_predicted"] == 2
     assert any("resampled to 33073 Hz" in w for w in meta["loud"]["warnings"])  # ⌊35278·15/16⌋
     assert any("no audio" in w for w in meta["mute"]["warnings"])
+
+
+def test_no_weights_is_a_clear_stop_and_options_reach_the_model(tmp_path):
+    from avsal.models.checkpoints import save_weights
+    from avsal.models.registry import create_video_model
+
+    for name in ("stavis-av", "stavis-visual"):
+        with pytest.raises(ValueError, match="needs trained weights.*STAViS"):
+            create_video_model(name)
+    w = tmp_path / "v.safetensors"
+    save_weights(Stavis(variant="visual", tiny=True).state_dict(), w, "stavis-visual", {"tiny": True})
+    m = create_video_model("stavis-visual", str(w), batch_size=3, fps=12.5, blur_sigma=0)
+    assert m.batch_size == 3 and m.config.fps == 12.5 and m.config.blur_sigma == 0 and m.net.config.tiny
+    with pytest.raises(TypeError, match="unknown stavis-visual option"):
+        create_video_model("stavis-visual", str(w), sigma=1)
+    with pytest.raises(Exception, match="stavis-visual, not stavis-av|holds weights for stavis-visual"):
+        create_video_model("stavis-av", str(w))
