@@ -282,7 +282,10 @@ class Stavis(nn.Module):
     def reset_parameters(self) -> None:
         """Upstream's initialisation (``models/resnet.py``): Conv3d kaiming-normal (fan_out), BatchNorm 1/0,
         Conv2d N(0, 0.001) with zero bias, transposed convs the bilinear kernel on the channel diagonal,
-        Linear/Bilinear kaiming-normal (fan_out) with zero bias; the score and read-out biases −6."""
+        Linear/Bilinear kaiming-normal (fan_out) with zero bias; the score and read-out biases −6. Nothing is
+        done on the meta device (networks built there only for their shapes, or to receive checkpoint tensors)."""
+        if self.conv1.weight.is_meta:
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
