@@ -237,3 +237,33 @@ def test_no_weights_is_a_clear_stop_and_options_reach_the_model(tmp_path):
         create_video_model("stavis-visual", str(w), sigma=1)
     with pytest.raises(Exception, match="stavis-visual, not stavis-av|holds weights for stavis-visual"):
         create_video_model("stavis-av", str(w))
+
+
+@pytest.mark.parametrize("rate,fps", [(16000, 25.0), (22050, 29.97)])
+def test_audio_excerpts_equal_upstream_saliency_db(rate, fps, tmp_path):
+    """Excerpts of the synthetic root (``tests/stavis_fixtures.py``) equal those of upstream
+    ``datasets/saliency_db.py`` (fixture ``ref_audio.npz``; regenerate with ``tests/stavis_make_audio_fixture.py``)."""
+    import sys
+    from pathlib import Path
+
+    from avsal.io.audio import load_audio
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stavis_fixtures import make_stavis_root
+
+    root = Path(make_stavis_root(tmp_path, n_videos=1, rate=rate, fps=fps))
+    track = load_audio(root / "video_audio" / "AVAD" / "vid00" / "vid00.wav", sample_rate=None, mix="mean")
+    assert track.sample_rate == rate
+    wav, fs = pp.prepare_track(track.samples, track.sample_rate, fps)
+    ref = np.load(Path(__file__).parent / "data" / "stavis" / "ref_audio.npz")
+    starts = sorted({int(k.split("_")[2]) for k in ref.files if k.startswith(f"{rate}_")})
+    assert starts == [1, 2, 37, 84, 85, 99]
+    for j in starts:
+        key = f"{rate}_vid00_{j}"
+        expected = np.zeros(35280, np.float32)
+        first, span = int(ref[key + "_first"]), ref[key + "_span"]
+        expected[first:first + len(span)] = span
+        ours = pp.audio_excerpt(wav, j, int(ref[key + "_last_frame"]), fs, fps)
+        s, e = pp.excerpt_bounds(j, int(ref[key + "_last_frame"]), len(wav), fs, fps)
+        assert e - s == int(ref[key + "_valid"])
+        assert np.abs(ours - expected).max() <= 1e-6 * 256  # float32 rounding of the ×256 waveform
