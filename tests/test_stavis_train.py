@@ -140,3 +140,33 @@ def test_cli_trains_av_from_a_visual_run(root, tmp_path, capsys):
     assert "fuse.weight" in w_vis and "fuse_av.weight" in w_av and "soundnet.conv1.weight" in w_av
     assert main(["train", "stavis", "--variant", "av", "--data", root, "--split", "2", "--out",
                  str(tmp_path / "x"), "--tiny", "--quiet"]) == 2  # no train list for split 2
+
+
+def test_upstream_init_files_load_into_the_full_network(tmp_path):
+    """``resnet-50-kinetics.pth`` (Hara et al.: ``arch``, ``module.`` keys, layer4/fc) into the trunk and a bare
+    ``soundnet8.pth`` (``module.soundnet8.*``) into SoundNet, the rest untouched; a wrong file is refused."""
+    from avsal.errors import InputError
+    from avsal.models.stavis.training import load_inits
+    from stavis_reference import load_keys
+
+    keys = load_keys()
+    trunk = {k: torch.full(s, 0.5) for k, s in keys if k.split(".")[1] in ("conv1", "bn1", "layer1", "layer2", "layer3")}
+    trunk["module.layer4.0.conv1.weight"] = torch.zeros(512, 1024, 1, 1, 1)
+    trunk["module.fc.weight"] = torch.zeros(400, 2048)
+    torch.save({"arch": "resnet-50", "state_dict": trunk}, tmp_path / "resnet-50-kinetics.pth")
+    torch.save({k: torch.full(s, 0.25) for k, s in keys if ".soundnet8." in k}, tmp_path / "soundnet8.pth")
+    torch.manual_seed(0)
+    net = Stavis(variant="av")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    notes = load_inits(net, "av", backbone=str(tmp_path / "resnet-50-kinetics.pth"),
+                       audio=str(tmp_path / "soundnet8.pth"))
+    assert len(notes) == 2
+    sd = net.state_dict()
+    assert (sd["layer3.5.conv2.weight"] == 0.5).all() and (sd["bn1.running_var"] == 0.5).all()
+    assert (sd["soundnet.conv7.weight"] == 0.25).all() and (sd["soundnet.bn4.running_mean"] == 0.25).all()
+    assert torch.equal(sd["av_fusion.bilinear.weight"], before["av_fusion.bilinear.weight"])
+    assert torch.equal(sd["dsam.0.side_prep.weight"], before["dsam.0.side_prep.weight"])
+    with pytest.raises(InputError, match="only apply to the av variant"):
+        load_inits(Stavis(variant="visual", tiny=True), "visual", audio=str(tmp_path / "soundnet8.pth"))
+    with pytest.raises(InputError, match="soundnet8.pth"):  # full-size SoundNet into the tiny network
+        load_inits(Stavis(variant="av", tiny=True), "av", audio=str(tmp_path / "soundnet8.pth"))
