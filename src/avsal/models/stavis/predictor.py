@@ -135,7 +135,7 @@ class StavisVideoModel:
         wav, rate = self._wav(audio, fps)
         # frame k (0-based) sits at k/fps + offset on the container timeline; align sample 0 of the excerpt
         # arithmetic with frame 0 (upstream assumes the wav starts with frame 1)
-        offset = clips[0][0].time - clips[0][0].index / fps
+        offset = round(clips[0][0].time - clips[0][0].index / fps, 3)  # to 1 ms: timestamp jitter moves nothing
         shift = int(round((offset - float(audio.start_time)) * rate))
         padded = wav
         if shift > 0:
