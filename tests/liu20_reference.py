@@ -1,0 +1,118 @@
+"""Deterministic weights, inputs and test signals for the Liu'20 upstream-parity fixtures.
+
+``tests/data/liu20/`` holds only *outputs* of the upstream code (MinglangQiao/visual_audio_saliency, run
+outside this project by ``tests/make_liu20_fixtures.py``); the weights and inputs that produced them are
+rebuilt here from seeds, bit for bit, so a test can feed the same numbers to our re-implementation.
+How the fixtures were made: ``tests/data/liu20/README.md``.
+
+* Weights: :func:`stanet_reference.make_upstream_state_dict` on the upstream key list
+  (``tests/data/liu20/keys_liu20.json``, a copy of the project's key list for Liu'20), seed
+  :data:`WEIGHT_SEED` (He-scaled normals, small biases; no BatchNorm in this network).
+* Network inputs (:func:`make_inputs`): batch 12 at full size. Frames and face maps are N(0, 1) and the
+  log-mel images U[0, 4), all rounded to 1/32 (exact in float32). They are O(1) rather than the real
+  0–255 ranges so that, with He-scaled random weights, the ConvLSTM gates and the fusion stay out of
+  saturation and every branch changes the output.
+* Audio signal (:func:`make_signal`): a seeded chirp + tone bursts + noise, written as 16-bit PCM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stanet_reference import _normal, _uniform, make_upstream_state_dict  # noqa: E402
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "liu20"
+
+WEIGHT_SEED = 0
+INPUT_SEED = 1
+SIGNAL_SEED = 2
+GMM_SEED = 3
+
+#: Upstream's fixed batch and the full-size shapes of the four inputs (upstream argument names).
+BATCH = 12
+INPUT_SHAPES = {"x1": (BATCH, 3, 256, 256), "x2": (BATCH, 3, 256, 256), "x3": (BATCH, 1, 16, 64, 64),
+                "x4": (BATCH, 1, 32, 32)}
+STEP = 1.0 / 32.0
+
+#: Audio fixture: signal length (s), the video it stands for (frames, fps) and the batches run upstream.
+SIGNAL_SECONDS = 2.5
+VIDEO_FRAMES = 58
+VIDEO_FPS = 24
+FRAME_SKIP = 5
+AUDIO_BATCHES = (0, 1, 2, 3)
+
+
+def load_keys() -> list[tuple[str, tuple[int, ...]]]:
+    """``(key, shape)`` of the upstream checkpoint, in state_dict order."""
+    with open(DATA_DIR / "keys_liu20.json", encoding="utf-8") as f:
+        return [(k["key"], tuple(k["shape"])) for k in json.load(f)["keys"]]
+
+
+def make_state_dict(seed: int = WEIGHT_SEED) -> dict[str, torch.Tensor]:
+    """The synthetic upstream checkpoint (upstream key names, float32)."""
+    return make_upstream_state_dict(load_keys(), seed)
+
+
+def make_inputs(seed: int = INPUT_SEED) -> dict[str, torch.Tensor]:
+    """``x1, x2, x3, x4`` (see the module docstring), drawn in that order from one seeded generator."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    out = {}
+    for name, shape in INPUT_SHAPES.items():
+        z = 4.0 * _uniform(gen, shape) if name == "x3" else _normal(gen, shape).clamp(-4, 4)
+        out[name] = (torch.round(z / STEP) * STEP).to(torch.float32).contiguous()
+    return out
+
+
+def make_signal(rate: int, seconds: float = SIGNAL_SECONDS, seed: int = SIGNAL_SEED) -> np.ndarray:
+    """int16 mono samples: a 150→5000 Hz exponential chirp, three 880 Hz bursts and white noise.
+
+    The same seed gives the same waveform at any ``rate`` (the noise is drawn at 8 kHz and linearly
+    interpolated), so a 44.1 kHz and a 22.05 kHz version differ only by the sampling.
+    """
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    f0, f1 = 150.0, 5000.0
+    k = math.log(f1 / f0) / seconds
+    y = 0.25 * np.sin(2 * np.pi * f0 * (np.exp(k * t) - 1) / k)
+    for start in (0.3, 1.1, 1.9):
+        env = np.exp(-0.5 * ((t - start - 0.1) / 0.05) ** 2)
+        y += 0.3 * env * np.sin(2 * np.pi * 880.0 * t)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    m = int(seconds * 8000) + 2
+    noise = (_uniform(gen, (m,)).numpy() - 0.5) * 0.1
+    y += np.interp(t, np.arange(m) / 8000.0, noise)
+    return np.round(np.clip(y, -1, 1) * 32767).astype(np.int16)
+
+
+def write_wav(path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit PCM mono WAV."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return Path(path)
+
+
+def make_gmm_maps(seed: int = GMM_SEED) -> np.ndarray:
+    """12 uint8 32×32 maps as upstream reads them from JPEG: random blobs, one all-zero, one constant."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    u = _uniform(gen, (BATCH, 3)).numpy()
+    yy, xx = np.mgrid[0:32, 0:32]
+    maps = np.exp(-(((xx[None] - 32 * u[:, 0, None, None]) ** 2 + (yy[None] - 32 * u[:, 1, None, None]) ** 2)
+                    / (2 * (2 + 6 * u[:, 2, None, None]) ** 2)))
+    maps = np.round(maps * 200 + 20).astype(np.uint8)
+    maps[4] = 0
+    maps[7] = 90
+    return maps
