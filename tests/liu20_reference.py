@@ -8,7 +8,7 @@ How the fixtures were made: ``tests/data/liu20/README.md``.
 * Weights: :func:`stanet_reference.make_upstream_state_dict` on the upstream key list
   (``tests/data/liu20/keys_liu20.json``, a copy of the project's key list for Liu'20), seed
   :data:`WEIGHT_SEED` (He-scaled normals, small biases; no BatchNorm in this network).
-* Network inputs (:func:`make_inputs`): batch 12 at full size. Frames and face maps are N(0, 1) and the
+* Network inputs (:func:`make_inputs`): batch 12, frames 128² (:data:`SIDE`). Frames and face maps are N(0, 1) and the
   log-mel images U[0, 4), all rounded to 1/32 (exact in float32). They are O(1) rather than the real
   0–255 ranges so that, with He-scaled random weights, the ConvLSTM gates and the fusion stay out of
   saturation and every branch changes the output.
@@ -36,10 +36,13 @@ INPUT_SEED = 1
 SIGNAL_SEED = 2
 GMM_SEED = 3
 
-#: Upstream's fixed batch and the full-size shapes of the four inputs (upstream argument names).
+#: Upstream's fixed batch and the shapes of the four inputs (upstream argument names). Frames are 128²
+#: rather than 256² to keep the test fast (the network is fully convolutional: every map is half as wide;
+#: the full-size shapes are checked on the meta device).
 BATCH = 12
-INPUT_SHAPES = {"x1": (BATCH, 3, 256, 256), "x2": (BATCH, 3, 256, 256), "x3": (BATCH, 1, 16, 64, 64),
-                "x4": (BATCH, 1, 32, 32)}
+SIDE = 128
+INPUT_SHAPES = {"x1": (BATCH, 3, SIDE, SIDE), "x2": (BATCH, 3, SIDE, SIDE), "x3": (BATCH, 1, 16, SIDE // 4, SIDE // 4),
+                "x4": (BATCH, 1, SIDE // 8, SIDE // 8)}
 STEP = 1.0 / 32.0
 
 #: Audio fixture: signal length (s), the video it stands for (frames, fps) and the batches run upstream.
@@ -48,6 +51,8 @@ VIDEO_FRAMES = 58
 VIDEO_FPS = 24
 FRAME_SKIP = 5
 AUDIO_BATCHES = (0, 1, 2, 3)
+#: Frames whose 64×64 audio images are stored (both ends, where the window is moved, and the middle).
+IMAGE_FRAMES = (0, 1, 2, 3, 28, 29, 54, 55, 56, 57)
 
 
 def load_keys() -> list[tuple[str, tuple[int, ...]]]:

@@ -23,12 +23,13 @@ output folder):
 
 Outputs:
 
-* ``ref_network.npz``: ``logit`` [12,1,32,32], ``lstm`` [12,2,32,32] (ConvLSTM output, channels 0–1),
-  ``audio`` [12,2,32,32] (reshaped 3D-CNN features, channels 0–1), ``demo`` [12,32,32] (upstream demo post-processing: softmax
-  over axis 1 of the squeezed logits, then ``utils1.process_output`` at 32×32), for
+* ``ref_network.npz``: ``logit`` [12,1,16,16], ``lstm`` [12,2,16,16] (ConvLSTM output, channels 0–1),
+  ``audio`` [12,2,16,16] (reshaped 3D-CNN features, channels 0–1), ``demo`` [12,16,16] (upstream demo
+  post-processing: softmax over axis 1 of the squeezed logits, then ``utils1.process_output`` at the same
+  size), for
   ``liu20_reference.make_state_dict()`` and ``make_inputs()``;
-* ``ref_audio.npz``: ``logmel`` (0–255, the 22,050 Hz signal), ``frame_images`` [58,64,64]
-  (``utils1.load_one_video_audio``), ``batch_index`` [4,12,16] (which per-frame image each step of
+* ``ref_audio.npz``: ``logmel`` (0–255, the 22,050 Hz signal), ``frame_images`` [10,64,64]
+  (``utils1.load_one_video_audio`` of the 58-frame video, frames ``liu20_reference.IMAGE_FRAMES``), ``batch_index`` [4,12,16] (which per-frame image each step of
   ``utils1.load_one_batch_audio_melspectr`` holds, found by running it on images filled with their index, batches 0–3 with ``frame_offset=5``),
   ``logmel_44k`` (the 44.1 kHz signal through ``librosa.load``'s kaiser_best resampling);
 * ``ref_gmm.npz``: ``maps`` [12,1,32,32] from ``utils1.load_one_batch_gmm`` on ``make_gmm_maps()``;
@@ -94,8 +95,9 @@ def network_fixture(model_mod, utils_mod) -> tuple[dict, dict]:
         logit = net(inputs["x1"], inputs["x2"], inputs["x3"], inputs["x4"])
     for h in hooks:
         h.remove()
-    demo_in = torch.softmax(logit.squeeze(), 1).view(ref.BATCH, 32, 32).numpy()
-    demo = utils_mod.process_output(demo_in, 32, 32).astype(np.float32)
+    side = logit.shape[-1]
+    demo_in = torch.softmax(logit.squeeze(), 1).view(ref.BATCH, side, side).numpy()
+    demo = utils_mod.process_output(demo_in, side, side).astype(np.float32)
     # intermediates: the first two channels only (keeps the file small)
     out = {"logit": logit.numpy(), "lstm": grabbed["lstm"][:, :2].numpy(), "audio": grabbed["audio"][:, :2].numpy(),
            "demo": demo}
@@ -133,7 +135,7 @@ def audio_fixture(utils_mod, librosa) -> dict:
         batch = utils_mod.load_one_batch_audio_melspectr(tags, b, ref.BATCH, frame_offset=ref.FRAME_SKIP,
                                                          final_frame=ref.VIDEO_FRAMES)
         index[bi] = np.asarray(batch)[:, 0, :, 0, 0].astype(np.int64)
-    return {"logmel": logmel.astype(np.float32), "frame_images": images, "batch_index": index,
+    return {"logmel": logmel.astype(np.float32), "frame_images": images[list(ref.IMAGE_FRAMES)], "batch_index": index,
             "logmel_44k": l44.astype(np.float32)}
 
 

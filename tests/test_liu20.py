@@ -175,7 +175,7 @@ def test_log_mel_matches_upstream_librosa(tmp_path):
     assert got.shape == want["logmel"].shape
     assert np.abs(got - want["logmel"]).max() < 0.05  # 0-255 units
     # per-frame 64x64 images (upstream load_one_video_audio at 24 fps)
-    imgs = np.stack([frame_mel_image(got, i / ref.VIDEO_FPS) for i in range(ref.VIDEO_FRAMES)])
+    imgs = np.stack([frame_mel_image(got, i / ref.VIDEO_FPS) for i in ref.IMAGE_FRAMES])
     assert np.abs(imgs - want["frame_images"]).max() < 0.05
     # which images each predicted frame gets (upstream load_one_batch_audio_melspectr, frame_offset 5)
     for bi, b in enumerate(ref.AUDIO_BATCHES):
@@ -200,10 +200,21 @@ def test_resampling_deviation_from_resampy(tmp_path):
     wav = ref.write_wav(tmp_path / "s44.wav", ref.make_signal(44100), 44100)
     track = load_audio(wav, 22050, mix="mean")
     got = log_mel(track.samples)
-    n = min(got.shape[1], want.shape[1])
-    diff = np.abs(got[:, :n] - want[:, :n])
-    assert abs(got.shape[1] - want.shape[1]) <= 1
-    assert diff.mean() < 0.5 and np.percentile(diff, 99) < 5.0
+    assert got.shape == want.shape
+    diff = np.abs(got - want)
+    # bands below ~5.2 kHz (0-99) agree to < 1 grey level; the top bands (low energy near Nyquist, where the
+    # two anti-aliasing filters differ) by tens of levels; measured numbers in docs/liu20.md
+    assert diff[:100].mean() < 0.01 and diff[:100].max() < 1.0
+    assert 1.0 < diff[115:].mean() < 15.0 and diff.mean() < 1.0
+
+
+def test_log_mel_on_resampy_kaiser_best_equals_librosa():
+    """With librosa 0.7's resampler (resampy kaiser_best; skipped where resampy is not installed) our mel
+    reproduces the librosa fixture of the 44.1 kHz signal."""
+    resampy = pytest.importorskip("resampy")
+    want = np.load(DATA / "ref_audio.npz")["logmel_44k"]
+    y = resampy.resample(ref.make_signal(44100).astype(np.float32) / 32768.0, 44100, 22050, filter="kaiser_best")
+    assert np.abs(log_mel(y) - want).max() < 1e-3
 
 
 # -- face map --------------------------------------------------------------------------------------------
@@ -245,7 +256,7 @@ def random_weights(tmp_path_factory) -> Path:
 
 def test_predict_any_length_with_injected_faces(small_clip, random_weights):
     """Full-size random weights on a 2 s clip (50 frames, 25 fps): every sampled frame gets a map, in [0, 1];
-    the face source is called on each predicted frame, and the inputs are assembled as upstream."""
+    the injected face source is called once per predicted frame."""
     from avsal.predict import predict_video
 
     calls = []
@@ -258,7 +269,7 @@ def test_predict_any_length_with_injected_faces(small_clip, random_weights):
                         keep_maps=True)
     assert list(res.frame_indices) == [0, 12, 24, 36, 48] and len(calls) == 5
     for m in res.maps:
-        assert m.shape == (96, 128) and 0 <= m.min() and m.max() <= 1 and m.max() > 0.99
+        assert m.shape == (96, 128) and 0 <= m.min() and 0.5 < m.max() <= 1  # a bilinear-upsampled 32² map
 
 
 def test_clip_assembly_and_lstm_reset(random_weights):
@@ -268,7 +279,7 @@ def test_clip_assembly_and_lstm_reset(random_weights):
     from avsal.models.base import run_clips
 
     model = create_video_model("liu20", weights=str(random_weights), face_source="none", input_size=64,
-                               batch_size=5)
+                               batch_size=5, softmax="none")  # logits min-max: sensitive to every input
     n = 20
     frames = [Frame(i, i / 24, rgb=np.full((24, 32, 3), 10 * i, np.uint8)) for i in range(n)]
     audio = AudioTrack(samples=ref.make_signal(22050, seconds=n / 24).astype(np.float32) / 32768, sample_rate=22050)
@@ -293,7 +304,8 @@ def test_clip_assembly_and_lstm_reset(random_weights):
     np.testing.assert_array_equal(imgs[0], np.stack([frame_mel_image(logmel, j / 24, 16) for j in range(4, 20)]))
     # the ConvLSTM restarts every 12 predicted frames, whatever the batch size
     def maps(**kw):
-        m = create_video_model("liu20", weights=str(random_weights), face_source="none", input_size=64, **kw)
+        m = create_video_model("liu20", weights=str(random_weights), face_source="none", input_size=64,
+                               softmax="none", **kw)
         return np.stack([p.saliency for p in run_clips(m, frames, audio)])
 
     ours = np.stack([p.saliency for p in preds])

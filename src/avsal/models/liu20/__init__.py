@@ -36,6 +36,7 @@ def _factory(weights=None, **cfg):
 
 
 def _video(weights=None, device="cpu", batch_size=12, face_source=None, **cfg):
+    from avsal.models.liu20.faces import GMMConfig
     from avsal.models.liu20.networks import Liu20Config
     from avsal.models.liu20.predictor import Liu20InferenceConfig, Liu20VideoModel
 
@@ -45,13 +46,13 @@ def _video(weights=None, device="cpu", batch_size=12, face_source=None, **cfg):
     if unknown:
         raise TypeError(f"unknown liu20 option(s): {', '.join(sorted(unknown))}")
     net = _factory(weights, **{k: v for k, v in cfg.items() if k in net_fields})
-    if callable(face_source):
-        src, name = face_source, "auto"
-    else:
-        src, name = None, face_source or cfg.get("face_source", "auto")
-    inf = {k: v for k, v in cfg.items() if k in inf_fields and k != "face_source"}
-    return Liu20VideoModel(net, Liu20InferenceConfig(device=device, batch_size=batch_size, face_source=name, **inf),
-                           face_source=src)
+    inf = {k: v for k, v in cfg.items() if k in inf_fields}
+    if isinstance(inf.get("gmm"), dict):  # from `--set gmm={"sigma_rel": 0.3}`
+        inf["gmm"] = GMMConfig(**inf["gmm"])
+    src = face_source if callable(face_source) else None
+    if isinstance(face_source, str):
+        inf["face_source"] = face_source
+    return Liu20VideoModel(net, Liu20InferenceConfig(device=device, batch_size=batch_size, **inf), face_source=src)
 
 
 register_model("liu20", factory=_factory, needs_weights=True,

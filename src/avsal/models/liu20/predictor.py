@@ -144,6 +144,8 @@ class Liu20VideoModel:
             raise ValueError(f"frame_skip must be in 1..{_HALF}, got {cfg.frame_skip}")
         if cfg.input_size % 8:
             raise ValueError(f"input_size must be a multiple of 8, got {cfg.input_size}")
+        if face_source is not None:
+            cfg = replace(cfg, face_source="callable")  # recorded as such in meta.json
         self.config = cfg
         self.batch_size = max(1, cfg.batch_size)
         self.device = torch.device(cfg.device)
