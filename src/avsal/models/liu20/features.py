@@ -2,7 +2,7 @@
 
 Everything follows upstream ``utils1.py`` as described in ``docs/liu20.md`` §Inputs:
 
-* frames: 256×256 (cv2 bilinear), RGB, 0–255 minus :data:`~avsal.models.liu20.networks.RGB_MEAN`;
+* frames: 256×256 (cv2 bilinear), RGB, 0–255 minus :data:`RGB_MEAN`;
 * audio: mono at 22,050 Hz; power mel spectrogram (n_fft 2048, hop 512, Hann, centred with reflect
   padding, 128 Slaney mel bands 0–11,025 Hz, Slaney area normalisation) → ``power_to_db(ref=max,
   amin=1e-10, top_db=80)`` → shifted and scaled **per video** to 0–255 (:func:`log_mel`);
@@ -25,7 +25,7 @@ import functools
 import cv2
 import numpy as np
 
-__all__ = ["HOP", "MEL_WINDOW", "N_FFT", "N_MELS", "SAMPLE_RATE", "frame_mel_image", "log_mel", "mel_column",
+__all__ = ["HOP", "MEL_WINDOW", "N_FFT", "N_MELS", "RGB_MEAN", "SAMPLE_RATE", "frame_mel_image", "log_mel", "mel_column",
            "mel_filterbank", "mel_window", "preprocess_frame"]
 
 SAMPLE_RATE = 22050
@@ -36,6 +36,10 @@ N_MELS = 128
 FRAME_COLUMNS = 20
 #: Per-frame images per predicted frame (the 3D CNN's time axis).
 MEL_WINDOW = 16
+#: Mean subtracted from 0–255 RGB frames (upstream ``config.py``).
+RGB_MEAN = (123.68, 116.779, 103.939)
+#: STFT frames per chunk in :func:`log_mel` (≈ 24 s of audio, ≈ 25 MB of float64 per chunk).
+_CHUNK = 1024
 
 
 def preprocess_frame(rgb: np.ndarray, size: int = 256) -> np.ndarray:
@@ -44,8 +48,6 @@ def preprocess_frame(rgb: np.ndarray, size: int = 256) -> np.ndarray:
     Upstream resizes the BGR frame and then converts it to RGB; resizing is per channel, so the order
     does not matter.
     """
-    from avsal.models.liu20.networks import RGB_MEAN
-
     x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     x -= np.asarray(RGB_MEAN, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
@@ -105,8 +107,11 @@ def log_mel(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     n = 1 + (yp.size - N_FFT) // HOP
     window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann (scipy get_window("hann", fftbins=True))
     frames = np.lib.stride_tricks.sliding_window_view(yp, N_FFT)[::HOP][:n]
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2          # [n, 1025]
-    mel = mel_filterbank(sr, N_FFT, N_MELS).astype(np.float64) @ power.T  # [128, n]
+    fb = mel_filterbank(sr, N_FFT, N_MELS).astype(np.float64)
+    mel = np.empty((N_MELS, n))
+    for i in range(0, n, _CHUNK):  # bounded memory for long soundtracks
+        power = np.abs(np.fft.rfft(frames[i:i + _CHUNK] * window, axis=1)) ** 2  # [chunk, 1025]
+        mel[:, i:i + _CHUNK] = fb @ power.T
     db = 10.0 * np.log10(np.maximum(1e-10, mel))
     db -= 10.0 * np.log10(max(1e-10, mel.max()))
     db = np.maximum(db, db.max() - 80.0)

@@ -38,11 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avsal.models.liu20.features import RGB_MEAN
+
 __all__ = ["ConvLSTMCell", "LSTMState", "Liu20Config", "Liu20Net", "RGB_MEAN", "SOFTMAX_MODES",
            "saliency_from_logits"]
 
-#: Mean subtracted from 0–255 RGB frames (upstream ``config.py``; docs/liu20.md §Inputs).
-RGB_MEAN = (123.68, 116.779, 103.939)
 #: Ways to turn logits into maps (:func:`saliency_from_logits`).
 SOFTMAX_MODES = ("spatial", "height", "none")
 
