@@ -157,6 +157,21 @@ def test_released_pkl_format_loads_through_the_registry(tmp_path):
         create_model("liu20", weights=str(tmp_path / "junk.pkl"))
 
 
+def test_convert_weights_cli_writes_avsal_format(tmp_path, random_weights):
+    from avsal.cli import main
+    from avsal.models.checkpoints import read_sidecar
+
+    out = tmp_path / "liu20.safetensors"
+    assert main(["convert-weights", "--model", "liu20", str(random_weights), str(out)]) == 0
+    side = read_sidecar(out)
+    assert side["model"] == "liu20"
+    net = create_model("liu20", weights=str(out))
+    want = torch.load(random_weights, weights_only=True)
+    assert all(torch.equal(v, want[k]) for k, v in net.state_dict().items())
+    with pytest.raises(InputError, match="liu20"):
+        create_model("stanet-sta", weights=str(out))
+
+
 # -- inputs ----------------------------------------------------------------------------------------------
 
 def test_frame_preprocessing():
