@@ -23,6 +23,7 @@ Differences from upstream ``main.py``, all deliberate:
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator
 
@@ -146,6 +147,8 @@ class Liu20VideoModel:
             raise ValueError(f"input_size must be a multiple of 8, got {cfg.input_size}")
         if face_source is not None:
             cfg = replace(cfg, face_source="callable")  # recorded as such in meta.json
+        elif cfg.face_source == "auto":
+            cfg = replace(cfg, face_source="avsal" if importlib.util.find_spec("avsal.faces") else "haar")
         self.config = cfg
         self.batch_size = max(1, cfg.batch_size)
         self.device = torch.device(cfg.device)
