@@ -356,3 +356,19 @@ def test_face_branch_on_a_real_interview():
         if checked == 3 or f.index > 400:
             break
     assert checked >= 1, "no face detected in the first frames of the interview"
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data is not present")
+def test_predict_shared_clip_any_fps_no_dropped_tail(random_weights):
+    """A 17.58 fps, 176-frame AVE clip (upstream assumes 24 fps and drops the last partial batch of 12):
+    full-size random weights, Haar face maps, maps for frames up to the very last one."""
+    from avsal.predict import predict_video
+
+    video = SHARED / "videos" / "research_only" / "ave_0lFf-HP86Q0_female_speech.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} missing")
+    res = predict_video(video, "liu20", weights=str(random_weights), every=175, face_source="haar")
+    assert list(res.frame_indices) == [0, 175]
+    assert res.maps.shape == (2, 240, 320) and np.isfinite(res.maps).all()
+    assert res.meta["model_config"]["face_source"] == "haar"
+    assert all(m.max() > 0.5 and m.min() >= 0 for m in res.maps)
