@@ -121,3 +121,78 @@ def make_gmm_maps(seed: int = GMM_SEED) -> np.ndarray:
     maps[4] = 0
     maps[7] = 90
     return maps
+
+
+# -- end-to-end pipeline fixture -------------------------------------------------------------------------
+
+#: The synthetic video of the pipeline fixture: frames, size, rate, and the network input size used.
+PIPE_FRAMES = 29
+PIPE_HW = (48, 64)
+PIPE_FPS = 24
+PIPE_INPUT = 64
+PIPE_SEED = 4
+#: Scale of the first layer of each branch in :func:`make_pipeline_state_dict`.
+PIPE_INPUT_SCALE = 1.0 / 64.0
+
+
+def make_pipeline_state_dict(seed: int = WEIGHT_SEED) -> dict[str, torch.Tensor]:
+    """:func:`make_state_dict` with the layers that read raw 0–255 inputs (frames, audio images, face maps)
+    scaled by :data:`PIPE_INPUT_SCALE`, so that real-range inputs keep the network out of saturation."""
+    sd = make_state_dict(seed)
+    for k in ("conv1_1.weight", "flow_conv1.0.weight", "conv1_3d.weight", "conv_normal_face1.weight",
+              "conv_normal_face2.weight"):
+        sd[k] = sd[k] * PIPE_INPUT_SCALE
+    return sd
+
+
+def make_pipeline_frames(seed: int = PIPE_SEED) -> list[np.ndarray]:
+    """``PIPE_FRAMES`` uint8 RGB frames ``[48, 64, 3]``: smooth random patterns drifting over time."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    base = _uniform(gen, (PIPE_FRAMES + 8, 6, 8, 3)).numpy()
+    import cv2
+
+    out = []
+    for i in range(PIPE_FRAMES):
+        small = (base[i] + base[i + 8]) / 2
+        big = cv2.resize(small, (PIPE_HW[1], PIPE_HW[0]), interpolation=cv2.INTER_CUBIC)
+        out.append(np.clip(np.round(big * 255), 0, 255).astype(np.uint8))
+    return out
+
+
+def make_pipeline_gmm(seed: int = PIPE_SEED + 1) -> np.ndarray:
+    """uint8 ``[PIPE_FRAMES, PIPE_INPUT / 8, PIPE_INPUT / 8]`` face maps (one blob per frame), as upstream reads them."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    u = _uniform(gen, (PIPE_FRAMES, 3)).numpy()
+    s = PIPE_INPUT // 8
+    yy, xx = np.mgrid[0:s, 0:s]
+    maps = np.exp(-(((xx[None] - s * u[:, 0, None, None]) ** 2 + (yy[None] - s * u[:, 1, None, None]) ** 2)
+                    / (2 * (1 + 3 * u[:, 2, None, None]) ** 2)))
+    return np.round(maps * 230 + 5).astype(np.uint8)
+
+
+def write_pipeline_video(path) -> Path:
+    """Lossless video of :func:`make_pipeline_frames` (FFV1, BGR) with the 22,050 Hz :func:`make_signal`
+    as PCM audio, so that OpenCV, PyAV and librosa/soundfile read exactly the same numbers."""
+    import av
+
+    out = av.open(str(path), "w")
+    vs = out.add_stream("ffv1", rate=PIPE_FPS)
+    vs.width, vs.height, vs.pix_fmt = PIPE_HW[1], PIPE_HW[0], "bgr0"
+    aus = out.add_stream("pcm_s16le", rate=22050)
+    aus.layout = "mono"
+    for f in make_pipeline_frames():
+        for pkt in vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            out.mux(pkt)
+    for pkt in vs.encode(None):
+        out.mux(pkt)
+    sig = make_signal(22050, seconds=PIPE_FRAMES / PIPE_FPS)
+    af = av.AudioFrame.from_ndarray(sig[None], format="s16", layout="mono")
+    af.sample_rate, af.pts = 22050, 0
+    for pkt in aus.encode(af):
+        out.mux(pkt)
+    for pkt in aus.encode(None):
+        out.mux(pkt)
+    out.close()
+    return Path(path)

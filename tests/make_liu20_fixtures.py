@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tests/make_liu20_fixtures.py UPSTREAM_DIR [--out tests/data/liu20]
+    python tests/make_liu20_fixtures.py UPSTREAM_DIR [--out tests/data/liu20] [--only network audio gmm pipeline]
 
 ``UPSTREAM_DIR`` is an unpacked checkout of MinglangQiao/visual_audio_saliency (``model.py``,
 ``utils1.py``, ``config.py``; commit 142e642 was used). That repository has no licence: keep it
@@ -33,6 +33,11 @@ Outputs:
   ``utils1.load_one_batch_audio_melspectr`` holds, found by running it on images filled with their index, batches 0–3 with ``frame_offset=5``),
   ``logmel_44k`` (the 44.1 kHz signal through ``librosa.load``'s kaiser_best resampling);
 * ``ref_gmm.npz``: ``maps`` [12,1,32,32] from ``utils1.load_one_batch_gmm`` on ``make_gmm_maps()``;
+* ``ref_pipeline.npz``: ``logits`` [24,8,8] and ``frame_index`` [24] (the ``x2`` frame of each map) of upstream's
+  demo pipeline (``main.test``: ``load_one_video_frames`` with OpenCV, ``load_one_video_audio``, batches of 12
+  from ``load_one_batch_image`` / ``load_one_batch_audio_melspectr`` / ``load_one_batch_gmm``, ``frame_skip``
+  5; ``input_dim`` 64 instead of 256) on ``liu20_reference.write_pipeline_video`` (29 frames, 24 fps) and
+  ``make_pipeline_gmm()``, with ``make_pipeline_state_dict()``;
 * ``params.json``: parameter count, float64 noise floor of the network outputs, versions.
 """
 
@@ -139,16 +144,49 @@ def audio_fixture(utils_mod, librosa) -> dict:
             "logmel_44k": l44.astype(np.float32)}
 
 
+def pipeline_fixture(model_mod, utils_mod) -> dict:
+    """Upstream's demo pipeline (``main.test`` steps, with ``input_dim`` ``PIPE_INPUT``) on the synthetic video."""
+    net = model_mod.visual_audio_face_modal_combine_net()
+    net.load_state_dict(ref.make_pipeline_state_dict(), strict=True)
+    net.eval()
+    side, skip, bs = ref.PIPE_INPUT, ref.FRAME_SKIP, ref.BATCH
+    with tempfile.TemporaryDirectory() as tmp:
+        video = ref.write_pipeline_video(os.path.join(tmp, "v.mkv"))
+        wav = ref.write_wav(os.path.join(tmp, "v.wav"), ref.make_signal(22050, seconds=ref.PIPE_FRAMES / ref.PIPE_FPS),
+                            22050)
+        frames, n = utils_mod.load_one_video_frames(str(video))
+        gmm = list(ref.make_pipeline_gmm())
+        final = int(min(n, len(gmm)))
+        audio = utils_mod.load_one_video_audio(str(wav), n, ref.PIPE_FPS, side // 4)
+    logits, index = [], []
+    with torch.no_grad():
+        for b in range(final // bs):
+            x1, _ = utils_mod.load_one_batch_image(frames, b, bs, side, frame_offset=0, final_frame=final)
+            x2, _ = utils_mod.load_one_batch_image(frames, b, bs, side, frame_offset=skip, final_frame=final)
+            if len(np.shape(x2)) == 0:
+                continue
+            mel = utils_mod.load_one_batch_audio_melspectr(audio, b, bs, final_frame=final, frame_offset=skip)
+            face = utils_mod.load_one_batch_gmm(gmm, b, bs, side // 8, frame_offset=skip, final_frame=final)
+            logits.append(net(x1, x2, mel.float(), face, b).numpy())
+            index.extend(range(skip + b * bs, skip + (b + 1) * bs))
+    return {"logits": np.concatenate(logits)[:, 0], "frame_index": np.asarray(index, np.int64)}
+
+
 def gmm_fixture(utils_mod) -> dict:
     maps = ref.make_gmm_maps()
     out = utils_mod.load_one_batch_gmm(list(maps), 0, ref.BATCH, 32, frame_offset=0, final_frame=ref.BATCH)
     return {"maps": np.asarray(out, np.float32)}
 
 
+#: The fixture files, by name (``ref_<name>.npz``; ``network`` also writes ``params.json``).
+PARTS = ("network", "audio", "gmm", "pipeline")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("upstream", type=Path, help="unpacked MinglangQiao/visual_audio_saliency checkout")
     ap.add_argument("--out", type=Path, default=ref.DATA_DIR)
+    ap.add_argument("--only", nargs="+", choices=PARTS, help="regenerate only these files (default: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     _stub_torchvision()
@@ -159,10 +197,17 @@ def main(argv=None) -> None:
     import utils1 as utils_mod  # upstream
 
     args.out.mkdir(parents=True, exist_ok=True)
+    parts = set(args.only or PARTS)
+    if "audio" in parts:
+        np.savez_compressed(args.out / "ref_audio.npz", **audio_fixture(utils_mod, librosa))
+    if "gmm" in parts:
+        np.savez_compressed(args.out / "ref_gmm.npz", **gmm_fixture(utils_mod))
+    if "pipeline" in parts:
+        np.savez_compressed(args.out / "ref_pipeline.npz", **pipeline_fixture(model_mod, utils_mod))
+    if "network" not in parts:
+        return
     net_out, info = network_fixture(model_mod, utils_mod)
     np.savez_compressed(args.out / "ref_network.npz", **net_out)
-    np.savez_compressed(args.out / "ref_audio.npz", **audio_fixture(utils_mod, librosa))
-    np.savez_compressed(args.out / "ref_gmm.npz", **gmm_fixture(utils_mod))
     import cv2
     info.update({"torch": torch.__version__, "numpy": np.__version__, "librosa": librosa.__version__,
                  "opencv": cv2.__version__})

@@ -372,3 +372,29 @@ def test_predict_shared_clip_any_fps_no_dropped_tail(random_weights):
     assert res.maps.shape == (2, 240, 320) and np.isfinite(res.maps).all()
     assert res.meta["model_config"]["face_source"] == "haar"
     assert all(m.max() > 0.5 and m.min() >= 0 for m in res.maps)
+
+
+def test_video_pipeline_matches_upstream_demo(tmp_path):
+    """End to end: our video model on a lossless synthetic 24 fps video (decoded with PyAV, audio through
+    avsal.io.audio, numpy mel) vs upstream's demo pipeline (OpenCV decoding, librosa, batches of 12,
+    ``frame_skip`` 5; tests/data/liu20/README.md), same weights and face maps, ``lstm_phase=5``."""
+    from avsal.io.audio import load_audio
+    from avsal.io.video import iter_frames
+    from avsal.models.base import run_clips
+
+    want = np.load(DATA / "ref_pipeline.npz")
+    video = ref.write_pipeline_video(tmp_path / "v.mkv")
+    weights = tmp_path / "w.pkl"
+    torch.save(ref.make_pipeline_state_dict(), weights)
+    model = create_video_model("liu20", weights=str(weights), input_size=ref.PIPE_INPUT, softmax="none",
+                               lstm_phase=5, face_source="none", batch_size=7)
+    gmm = ref.make_pipeline_gmm()
+    model.face_map = lambda item, audio: normalise_gmm(gmm[item.index])[None]  # the maps upstream reads
+    preds = list(run_clips(model, iter_frames(video), load_audio(video, 22050, mix="mean")))
+    assert len(preds) == ref.PIPE_FRAMES  # upstream: only frames 5..28
+    ours = np.stack([preds[i].saliency for i in want["frame_index"]])
+    up = want["logits"]
+    lo, hi = up.min((1, 2), keepdims=True), up.max((1, 2), keepdims=True)
+    assert list(want["frame_index"]) == list(range(5, 29))
+    assert np.abs(ours - (up - lo) / (hi - lo)).max() < 1e-4
+    assert float(np.std(up)) > 0.01 and len({float(m.argmax()) for m in up}) > 3  # the maps differ

@@ -14,7 +14,8 @@ Differences from upstream ``main.py``, all deliberate:
 * every frame is predicted (upstream drops the last partial batch of 12 and frames 0–4);
 * the frame rate is the video's (presentation times; upstream hard-codes 24 fps);
 * the ConvLSTM state is reset every ``lstm_reset`` predicted frames (12, as upstream's batches; 0 = never),
-  independently of the batch size; upstream's chunks start at frame 5, ours at the first predicted frame;
+  independently of the batch size; upstream's chunks start at frame 5, ours at the first predicted frame
+  (``lstm_phase=5`` gives upstream's chunks);
 * the output is a spatial softmax (``softmax="height"`` gives upstream's per-column softmax), min–max
   scaled to [0, 1] (upstream: 0–255) and resized to the frame by :mod:`avsal.predict`;
 * the face maps are computed on the fly (:mod:`avsal.models.liu20.faces`); upstream reads pre-computed
@@ -58,6 +59,8 @@ class Liu20InferenceConfig:
         frame_skip: frames between ``x1`` and ``x2`` (5 as upstream; at most 16).
         lstm_reset: reset the ConvLSTM state every this many predicted frames (12 = upstream's batches;
             0 = carry it through the whole video).
+        lstm_phase: the resets fall on predicted frames ``k`` with ``(k − lstm_phase) % lstm_reset == 0`` (and
+            on the first one); 5 reproduces upstream's batches, whose first ``x2`` is frame 5.
         softmax: ``"spatial"``, ``"height"`` (upstream demo) or ``"none"`` (:func:`saliency_from_logits`).
         face_source: ``"auto"`` (``avsal.faces`` if installed, else ``"haar"``), ``"avsal"``, ``"haar"`` or
             ``"none"`` (no faces: a zero map); a callable can be given to :class:`Liu20VideoModel` instead.
@@ -69,6 +72,7 @@ class Liu20InferenceConfig:
     input_size: int = 256
     frame_skip: int = 5
     lstm_reset: int = 12
+    lstm_phase: int = 0
     softmax: str = "spatial"
     face_source: str = "auto"
     gmm: GMMConfig = GMMConfig()
@@ -216,7 +220,8 @@ class Liu20VideoModel:
         z = self.net.visual(x1, x2)
         outs = []
         for i, c in enumerate(clips):
-            if self.config.lstm_reset and self._count % self.config.lstm_reset == 0:
+            k, r = self._count, self.config.lstm_reset
+            if r and (k == 0 or (k - self.config.lstm_phase) % r == 0):
                 self._state = None
             v, self._state = self.net.temporal(z[i:i + 1], self._state)
             outs.append(v)
