@@ -12,7 +12,8 @@ import torch
 from avsal.errors import InputError
 from avsal.models import create_model, create_video_model
 from avsal.models.checkpoints import CheckpointError, convert_state_dict, read_checkpoint
-from avsal.models.liu20.faces import GMMConfig, HaarFaceSource, gmm_face_map, normalise_gmm
+from avsal.models.liu20.faces import (GMMConfig, HaarFaceSource, PrecomputedFaceSource, gmm_face_map,
+                                     normalise_gmm)
 from avsal.models.liu20.features import frame_mel_image, log_mel, mel_filterbank, mel_window, preprocess_frame
 from avsal.models.liu20.networks import Liu20Net, saliency_from_logits
 
@@ -258,6 +259,19 @@ def test_gmm_face_map_peaks_weights_and_errors():
         gmm_face_map(boxes, [1.0], (H, W))
     with pytest.raises(ValueError, match="x0, y0, x1, y1"):
         gmm_face_map(np.zeros((2, 3)), None, (H, W))
+
+
+def test_precomputed_face_source_nearest_entry():
+    src = PrecomputedFaceSource([0.0, 0.04, 0.08], [np.zeros((0, 4)), [[1, 2, 3, 4]], [[5, 6, 7, 8], [0, 0, 9, 9]]],
+                                [np.zeros(0), [0.5], [1.0, 0.2]])
+    assert len(src(None, 0.01)[0]) == 0
+    b, s = src(None, 0.05)
+    assert b.tolist() == [[1, 2, 3, 4]] and s.tolist() == [0.5]
+    assert len(src(None, 0.09)[0]) == 2 and len(src(None, 0.5)[0]) == 0  # 0.5 s: beyond max_gap
+    with pytest.raises(ValueError, match="increasing"):
+        PrecomputedFaceSource([0.0, 0.0], [[], []])
+    with pytest.raises(ValueError, match="2 times but 1 box"):
+        PrecomputedFaceSource([0.0, 0.1], [[]])
 
 
 # -- video model -----------------------------------------------------------------------------------------

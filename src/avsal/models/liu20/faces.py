@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["GMMConfig", "HaarFaceSource", "gmm_face_map", "normalise_gmm", "GMM_MEAN"]
+__all__ = ["GMMConfig", "HaarFaceSource", "PrecomputedFaceSource", "gmm_face_map", "normalise_gmm", "GMM_MEAN"]
 
 #: Subtracted after scaling to 0–255 (upstream ``utils1.load_one_batch_gmm``).
 GMM_MEAN = 14.9
@@ -145,3 +145,43 @@ class HaarFaceSource:
         det = np.asarray(det, np.float64).reshape(-1, 4) / scale
         boxes = np.concatenate([det[:, :2], det[:, :2] + det[:, 2:], np.ones((len(det), 1))], 1)
         return boxes.astype(np.float32), np.ones(len(det), np.float32)
+
+
+class PrecomputedFaceSource:
+    """Face source from boxes and speaking scores computed beforehand (a tracker run over the whole video, such
+    as ``avsal.faces.track_faces``, or annotations): the entry nearest in time to the requested frame.
+
+    Call: ``source(rgb, time, audio) -> (boxes float32 [N, ≥4], speaking float32 [N])``.
+
+    Args:
+        times: ``[T]`` presentation times (s) of the entries, increasing.
+        boxes: ``T`` arrays ``[N_t, ≥4]`` in pixels of the frames the model receives.
+        speaking: ``T`` arrays ``[N_t]`` in [0, 1], or ``None`` (all 1).
+        max_gap: an entry farther than this many seconds from the requested time counts as "no face".
+
+    Raises:
+        ValueError: lengths differ, or times are not increasing.
+    """
+
+    def __init__(self, times, boxes, speaking=None, max_gap: float = 0.1):
+        self.times = np.asarray(times, np.float64).reshape(-1)
+        if len(boxes) != len(self.times) or (speaking is not None and len(speaking) != len(self.times)):
+            raise ValueError(f"{len(self.times)} times but {len(boxes)} box sets"
+                             + ("" if speaking is None else f" and {len(speaking)} speaking sets"))
+        if np.any(np.diff(self.times) <= 0):
+            raise ValueError("times must be strictly increasing")
+        self.boxes = [np.asarray(b, np.float32).reshape(-1, np.shape(b)[-1] if np.ndim(b) == 2 else 4)
+                      for b in boxes]
+        self.speaking = ([np.ones(len(b), np.float32) for b in self.boxes] if speaking is None
+                         else [np.asarray(v, np.float32).reshape(-1) for v in speaking])
+        self.max_gap = max_gap
+
+    def __call__(self, rgb=None, time: float = 0.0, audio=None) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.times) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        i = int(np.clip(np.searchsorted(self.times, time), 1, len(self.times) - 1)) if len(self.times) > 1 else 0
+        if i > 0 and abs(self.times[i - 1] - time) <= abs(self.times[i] - time):
+            i -= 1
+        if abs(self.times[i] - time) > self.max_gap:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return self.boxes[i], self.speaking[i]

@@ -125,8 +125,9 @@ class Liu20VideoModel:
     Args:
         net: a :class:`Liu20Net` with weights loaded.
         config: :class:`Liu20InferenceConfig`; keyword overrides allowed.
-        face_source: a :data:`FaceSource` callable overriding ``config.face_source`` (e.g. a tracker with
-            speaker scores, or boxes read from annotations).
+        face_source: a :data:`FaceSource` callable overriding ``config.face_source`` (e.g.
+            :class:`~avsal.models.liu20.faces.PrecomputedFaceSource` with a tracker's boxes and speaker
+            scores, or annotated boxes).
 
     Raises:
         ValueError: a bad ``softmax``, ``frame_skip`` or ``face_source``.
