@@ -13,11 +13,11 @@ The map (:func:`gmm_face_map`), for faces ``k`` with boxes ``(x0, y0, x1, y1)`` 
     μ_k = box centre,  σx_k = σ_rel · (x1 − x0),  σy_k = σ_rel · (y1 − y0)
     ω_k = max(s_k, s_min) · (A_k / max_j A_j) ** size_power,  A_k = box area
 
-Source: the paper's description of the face branch (a Gaussian mixture over the detected faces, each
-component placed on a face, spread by the face size and weighted by face size and by the probability
-that the face is speaking; Liu et al. ECCV 2020, face branch). The constants (σ_rel = 0.25, so that ±2σ
-spans the box; size_power = 1; s_min = 0.1) are ours: the paper text we could consult gives no values
-and upstream released no code (docs/liu20.md §Face branch says what is inferred).
+Source: the paper's face branch as the task description summarises it (a Gaussian mixture over the
+detected faces, one component per face, weighted by face size and by the probability that the face is
+speaking; Liu et al. ECCV 2020). The full paper text was not available to us and upstream released no
+code, so the functional form above and its constants (σ_rel = 0.25, so that ±2σ spans the box;
+size_power = 1; s_min = 0.1) are **inferred** (docs/liu20.md §Face branch).
 """
 
 from __future__ import annotations
