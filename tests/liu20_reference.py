@@ -161,7 +161,8 @@ def make_pipeline_frames(seed: int = PIPE_SEED) -> list[np.ndarray]:
 
 
 def make_pipeline_gmm(seed: int = PIPE_SEED + 1) -> np.ndarray:
-    """uint8 ``[PIPE_FRAMES, PIPE_INPUT / 8, PIPE_INPUT / 8]`` face maps (one blob per frame), as upstream reads them."""
+    """uint8 ``[PIPE_FRAMES, PIPE_INPUT / 8, PIPE_INPUT / 8]`` face maps (one blob per frame), as upstream
+    reads them."""
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
     u = _uniform(gen, (PIPE_FRAMES, 3)).numpy()

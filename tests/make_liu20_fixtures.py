@@ -29,8 +29,9 @@ Outputs:
   size), for
   ``liu20_reference.make_state_dict()`` and ``make_inputs()``;
 * ``ref_audio.npz``: ``logmel`` (0–255, the 22,050 Hz signal), ``frame_images`` [10,64,64]
-  (``utils1.load_one_video_audio`` of the 58-frame video, frames ``liu20_reference.IMAGE_FRAMES``), ``batch_index`` [4,12,16] (which per-frame image each step of
-  ``utils1.load_one_batch_audio_melspectr`` holds, found by running it on images filled with their index, batches 0–3 with ``frame_offset=5``),
+  (``utils1.load_one_video_audio`` of the 58-frame video, frames ``liu20_reference.IMAGE_FRAMES``),
+  ``batch_index`` [4,12,16] (which per-frame image each step of ``utils1.load_one_batch_audio_melspectr``
+  holds, found by running it on images filled with their index; batches 0–3 with ``frame_offset=5``),
   ``logmel_44k`` (the 44.1 kHz signal through ``librosa.load``'s kaiser_best resampling);
 * ``ref_gmm.npz``: ``maps`` [12,1,32,32] from ``utils1.load_one_batch_gmm`` on ``make_gmm_maps()``;
 * ``ref_pipeline.npz``: ``logits`` [24,8,8] and ``frame_index`` [24] (the ``x2`` frame of each map) of upstream's

@@ -284,7 +284,7 @@ def random_weights(tmp_path_factory) -> Path:
 
 
 def test_predict_any_length_with_injected_faces(small_clip, random_weights):
-    """Full-size random weights on a 2 s clip (50 frames, 25 fps): every sampled frame gets a map, in [0, 1];
+    """Full-size random weights on a 2 s clip (50 frames, 25 fps) at 128² input: every sampled frame gets a map;
     the injected face source is called once per predicted frame."""
     from avsal.predict import predict_video
 
@@ -295,10 +295,10 @@ def test_predict_any_length_with_injected_faces(small_clip, random_weights):
         return np.array([[10, 10, 60, 60, 1.0]], np.float32), np.ones(1, np.float32)
 
     res = predict_video(small_clip, "liu20", weights=str(random_weights), every=24, face_source=faces,
-                        keep_maps=True)
+                        keep_maps=True, input_size=128)  # (full 256² input: the shared-clip test)
     assert list(res.frame_indices) == [0, 24, 48] and len(calls) == 3  # 48: the clip runs past the end
     for m in res.maps:
-        assert m.shape == (96, 128) and 0 <= m.min() and 0.5 < m.max() <= 1  # a bilinear-upsampled 32² map
+        assert m.shape == (96, 128) and 0 <= m.min() and 0.5 < m.max() <= 1  # a bilinear-upsampled 16² map
 
 
 def test_clip_assembly_and_lstm_reset(random_weights):

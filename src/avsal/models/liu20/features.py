@@ -25,7 +25,8 @@ import functools
 import cv2
 import numpy as np
 
-__all__ = ["HOP", "MEL_WINDOW", "N_FFT", "N_MELS", "RGB_MEAN", "SAMPLE_RATE", "frame_mel_image", "log_mel", "mel_column",
+__all__ = ["HOP", "MEL_WINDOW", "N_FFT", "N_MELS", "RGB_MEAN", "SAMPLE_RATE", "frame_mel_image", "log_mel",
+           "mel_column",
            "mel_filterbank", "mel_window", "preprocess_frame"]
 
 SAMPLE_RATE = 22050

@@ -212,7 +212,8 @@ class Liu20Net(nn.Module):
     def fuse(self, v: torch.Tensor, a: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         """The ``concate`` fusion: per-modality 3×3 convs, their **sum**, that sum concatenated with each raw
         modality, 3×3 convs, and a 1×1 read-out → logit ``[B, 1, h, w]``."""
-        s = F.relu(self.conv_normal_visual1(v)) + F.relu(self.conv_normal_audio1(a)) + F.relu(self.conv_normal_face1(face))
+        s = (F.relu(self.conv_normal_visual1(v)) + F.relu(self.conv_normal_audio1(a))
+             + F.relu(self.conv_normal_face1(face)))
         fv = F.relu(self.conv_normal_visual2(torch.cat((s, v), 1)))
         fa = F.relu(self.conv_normal_audio2(torch.cat((s, a), 1)))
         ff = F.relu(self.conv_normal_face2(torch.cat((s, face), 1)))

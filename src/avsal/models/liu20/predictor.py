@@ -1,8 +1,8 @@
 """Video inference with Liu'20: ``avsal predict VIDEO --model liu20 --weights W``.
 
-Output frame ``t`` is upstream's ``x2`` (docs/liu20.md §Alignment): the network sees frame ``t`` (appearance),
-frame ``t − 5`` (motion, with ``x1``), the audio images of frames ``t − 8 … t + 7`` and the face map of
-frame ``t``. In the inference contract of :mod:`avsal.models.base` this is
+Output frame ``t`` is upstream's ``x2`` (docs/liu20.md §Inputs, "Alignment"): the network sees frame ``t``
+(appearance), frame ``t − 5`` (motion, with ``x1``), the audio images of frames ``t − 8 … t + 7`` and the
+face map of frame ``t``. In the inference contract of :mod:`avsal.models.base` this is
 ``ClipSpec(length=32, anchor=16, source="decoded", edge="replicate")``: the 32 decoded frames
 ``t − 16 … t + 15`` (clamped to the video) carry the frames and the presentation times the inputs need,
 and the clamping tells where the video ends, so the 16-frame audio window is moved inside the video
@@ -202,7 +202,8 @@ class Liu20VideoModel:
     def face_map(self, item: _Encoded, audio: AudioTrack | None) -> np.ndarray:
         """Normalised GMM face map ``float32 [1, S/8, S/8]`` of one frame."""
         boxes, speaking = self.face_source(item.rgb, item.time, audio)
-        gmm = gmm_face_map(boxes, speaking, item.rgb.shape[:2], replace(self.config.gmm, size=self.config.input_size // 8))
+        cfg = replace(self.config.gmm, size=self.config.input_size // 8)
+        gmm = gmm_face_map(boxes, speaking, item.rgb.shape[:2], cfg)
         return normalise_gmm(gmm)[None]
 
     # -- clips ------------------------------------------------------------------------------------------
