@@ -53,7 +53,11 @@ import numpy as np
 from avsal.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig, mouth_energy, speaker_scores
 from avsal.io.audio import AudioTrack
 from avsal.io.video import Frame
+from avsal.models.base import AudioSpec, Prediction, upsample
 from avsal.models.gbvs import GBVSConfig, gbvs
+from avsal.models.registry import register_model
+
+__all__ = ["ClassicAV", "ClassicAVConfig", "Prediction", "centre_prior", "pearson_rows", "upsample", "work_size"]
 
 
 @dataclass(frozen=True)
@@ -128,22 +132,6 @@ class ClassicAVConfig:
         base = dict(w_face=0.0, gamma_static=1.0, gamma_motion=1.0, w_centre_blend=0.0, w_static=0.40,
                     w_motion=0.30, w_sync=0.30, w_centre=0.5, centre_sigma=(0.25, 0.25), blur_frac=0.02)
         return cls(**{**base, **overrides})
-
-
-@dataclass
-class Prediction:
-    """One predicted frame from a streaming model.
-
-    Attributes:
-        index: 0-based decoded frame index.
-        time: seconds (presentation time).
-        saliency: float32 ``[h, w]`` in [0, 1] at the model's working size (aspect ratio of the frame);
-            :func:`avsal.models.upsample_map` brings it to the frame size.
-    """
-
-    index: int
-    time: float
-    saliency: np.ndarray
 
 
 @dataclass
@@ -261,6 +249,10 @@ class ClassicAV:
     name = "classic-av"
     #: Models with weights declare them; this one needs none.
     needs_weights = False
+    #: A streaming model (temporal smoothing and a centred synchrony window): no clip spec, ``stream`` instead.
+    clip = None
+    #: 16 kHz, FFmpeg's down-mix (the loudness envelope of the synchrony cue).
+    audio = AudioSpec(sample_rate=16000, mix="ffmpeg")
 
     def __init__(self, config: ClassicAVConfig | None = None, **overrides):
         cfg = config or ClassicAVConfig()
@@ -466,9 +458,15 @@ class ClassicAV:
         return maps, np.array([p.index for p in preds], np.int64), np.array([p.time for p in preds])
 
 
-def upsample(sal: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a map to ``[height, width]`` (bilinear; INTER_AREA when shrinking), clipped to [0, 1]."""
-    if sal.shape == (height, width):
-        return sal.astype(np.float32, copy=False)
-    interp = cv2.INTER_AREA if height < sal.shape[0] else cv2.INTER_LINEAR
-    return np.clip(cv2.resize(sal, (width, height), interpolation=interp), 0.0, 1.0).astype(np.float32)
+def _factory(weights=None, **cfg) -> ClassicAV:
+    if weights is not None:
+        raise ValueError("model 'classic-av' is training-free and takes no weights file")
+    return ClassicAV(**cfg)
+
+
+def _video_factory(weights=None, device="cpu", batch_size=8, **cfg) -> ClassicAV:
+    return _factory(weights, **cfg)
+
+
+register_model("classic-av", factory=_factory, needs_weights=False, video_factory=_video_factory,
+               description="training-free GBVS + optical-flow motion + audio-visual synchrony + centre prior")

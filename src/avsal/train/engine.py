@@ -87,6 +87,8 @@ class Task(Protocol):
     def config_dict(self) -> dict:
         """Every setting of the task, for ``RUN/config.json``."""
 
+    # optional: ``optimizer(model, cfg) -> torch.optim.Optimizer`` replaces the default SGD groups.
+
 
 @dataclass
 class DistInfo:
@@ -221,8 +223,11 @@ def fit(task: Task, cfg: TrainConfig, run: str, resume: bool = False, progress: 
     if init_fn is not None and not resume:
         init_fn(model)
     model.to(info.device).train()
-    optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.lr_mult), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    if hasattr(task, "optimizer"):  # a task with its own parameter groups (e.g. STAViS)
+        optimizer = task.optimizer(model, cfg)
+    else:
+        optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.lr_mult), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
     epoch, start_iter, step = 0, 0, 0
     if resume:
