@@ -469,4 +469,4 @@ def _video_factory(weights=None, device="cpu", batch_size=8, **cfg) -> ClassicAV
 
 
 register_model("classic-av", factory=_factory, needs_weights=False, video_factory=_video_factory,
-               description="training-free GBVS + optical-flow motion + audio-visual synchrony + centre prior")
+               description="training-free GBVS + optical-flow motion + audio-visual synchrony + speaker-weighted faces + centre prior")
