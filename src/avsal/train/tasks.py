@@ -1,7 +1,8 @@
 """The STANet training tasks: SCAM branches (S, SA, ST; coarse and fine) and STA.
 
-Upstream recipe (stanet.md §3; the issue's defaults): SCAM — SGD lr 1e-4, wd 5e-4, ×0.1 at epochs 5 and 10,
-15 epochs, multilabel soft-margin loss on the raw and the fused logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over
+Upstream recipe (``docs/weak_pipeline.md``, "Training recipe"): SCAM — SGD lr 1e-4, wd 5e-4, 15 epochs, the
+learning rate ×0.1 at epochs 5 and 10 for S only (upstream ``S/train.py`` is the only SCAM script that calls
+its ``reduce_lr``; SA and ST keep a constant rate), multilabel soft-margin loss on the raw and the fused logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over
 its three frames), resize then random crop and ColorJitter(0.3, 0.3, 0.3, 0.1); STA — lr 1e-3, wd 1e-4,
 15 epochs, ``Σ over the 6 outputs of BCEWithLogits + KLD(σ(p), gt)``.
 """
@@ -28,11 +29,22 @@ COARSE_SIZES = {"S": (300, 256), "SA": (256, 224), "ST": (256, 256)}
 FINE_SIZE = (356, 356)
 #: Upstream batch sizes (S, SA: 8; ST: 3 triplets).
 BATCH_SIZES = {"S": 8, "SA": 8, "ST": 3}
+#: Upstream learning-rate decay epochs (×0.1) per branch: only ``S/train.py`` calls ``reduce_lr`` (at
+#: its ``decay_points`` 5 and 10); ``SA/train.py`` and ``ST/train.py`` parse the same option but never
+#: decay, so their rate stays constant.
+MILESTONES = {"S": (5, 10), "SA": (), "ST": ()}
 
 
 def scam_train_config(branch: str, **overrides) -> TrainConfig:
-    """The default :class:`TrainConfig` of a SCAM branch, with overrides."""
-    return TrainConfig(**{"batch_size": BATCH_SIZES[branch], **overrides})
+    """The default :class:`TrainConfig` of a SCAM branch, with overrides.
+
+    Batch size :data:`BATCH_SIZES` and decay epochs :data:`MILESTONES` of the branch (upstream: only S
+    decays); pass ``milestones=(5, 10)`` to decay SA/ST as well (STA_trial's recipe).
+
+    Raises:
+        KeyError: unknown branch.
+    """
+    return TrainConfig(**{"batch_size": BATCH_SIZES[branch], "milestones": MILESTONES[branch], **overrides})
 
 
 def sta_train_config(**overrides) -> TrainConfig:
