@@ -44,3 +44,41 @@ def test_only_s_decays_its_learning_rate(root, tmp_path):
             assert lrs[2] == pytest.approx(lrs[0] * 0.1)
         else:
             assert lrs[2] == lrs[0] == 1e-4
+
+
+def _rows(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_s_cams_are_selected_by_the_raw_head(root, tmp_path):
+    """Row 4: S/test.py ranks softmax(x11), the raw head; SA/ST their fused logits."""
+    from avsal.data.datasets import FrameDataset, read_manifest
+    from avsal.train.cams import compute_cams, load_run
+
+    run = tmp_path / "s"
+    fit(ScamTask(branch="S", stage="coarse", data=root, tiny=True, resize=40, crop=32),
+        TrainConfig(epochs=1, batch_size=12, save_every=0, device="cpu", lr=1e-2), str(run), progress=False)
+    task, net = load_run(str(run))
+    samples = read_manifest(root, "train")
+    ds = FrameDataset(samples, task.transform(False), len(task.classes))
+    frames = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.no_grad():
+        raw, fused, _, _ = net(frames)
+    for mode, logits in (("auto", raw), ("raw", raw), ("fused", fused)):
+        out = tmp_path / f"cams_{mode}"
+        compute_cams(str(run), root, str(out), selective=False, progress=False, cam_logits=mode)
+        rows = _rows(out / "cams.csv")
+        assert len(rows) == len(samples)
+        prob = torch.softmax(logits, 1)
+        for r, s in zip(rows, samples):
+            i = samples.index(s)
+            assert int(r["pred"]) == int(prob[i].argmax())
+            assert float(r["prob"]) == pytest.approx(float(prob[i, int(r["cam_class"])]), abs=1e-5)
+    p_raw = [float(r["prob"]) for r in _rows(tmp_path / "cams_auto" / "cams.csv")]
+    p_fused = [float(r["prob"]) for r in _rows(tmp_path / "cams_fused" / "cams.csv")]
+    assert max(abs(a - b) for a, b in zip(p_raw, p_fused)) > 1e-4  # the two heads do differ
+    with pytest.raises(ValueError):
+        compute_cams(str(run), root, str(tmp_path / "x"), progress=False, cam_logits="x")
