@@ -82,3 +82,19 @@ def test_s_cams_are_selected_by_the_raw_head(root, tmp_path):
     assert max(abs(a - b) for a, b in zip(p_raw, p_fused)) > 1e-4  # the two heads do differ
     with pytest.raises(ValueError):
         compute_cams(str(run), root, str(tmp_path / "x"), progress=False, cam_logits="x")
+
+
+def test_kld_guard_is_the_float_epsilon():
+    """Row 5: upstream loss.py guards with sys.float_info.epsilon, so a confident miss costs log(1/eps) ≈ 36."""
+    from avsal.train.losses import KLD_EPS, kld, saliency_loss
+
+    assert KLD_EPS == sys.float_info.epsilon
+    gt = torch.zeros(1, 1, 4, 4)
+    gt[0, 0, 0, 0] = 1.0
+    pred = torch.full((1, 1, 4, 4), 0.5)
+    pred[0, 0, 0, 0] = 0.0
+    assert float(kld(pred, gt)) == pytest.approx(np.log(1 / sys.float_info.epsilon), rel=1e-5)  # 36.04
+    assert float(kld(pred, gt, eps=1e-7)) == pytest.approx(np.log(1e7), rel=1e-4)  # 16.1 with the old guard
+    logits = torch.full((1, 1, 4, 4), 5.0)
+    logits[0, 0, 0, 0] = -200.0
+    assert float(saliency_loss(logits, gt)) - float(saliency_loss(logits, gt, kld_eps=1e-7)) > 15

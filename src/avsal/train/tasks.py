@@ -19,7 +19,7 @@ from avsal.data.datasets import (FrameDataset, STADataset, TripletDataset, read_
 from avsal.data.transforms import ColorJitter, TrainTransform
 from avsal.models.stanet.networks import SANet, SNet, STANet, STNet
 from avsal.train.engine import TrainConfig
-from avsal.train.losses import multilabel_soft_margin, saliency_loss
+from avsal.train.losses import KLD_EPS, multilabel_soft_margin, saliency_loss
 
 BRANCHES = {"S": ("stanet-s", SNet), "SA": ("stanet-sa", SANet), "ST": ("stanet-st", STNet)}
 
@@ -178,6 +178,8 @@ class STATask:
         tiny: tiny backbones (tests).
         jitter: colour jitter of the frames.
         kld_normalise: ``"sample"`` (default) or ``"batch"`` (upstream ``loss.py``).
+        kld_eps: the KLD's guard (default upstream's ``sys.float_info.epsilon``; see
+            :data:`avsal.train.losses.KLD_EPS`).
         network: extra :class:`~avsal.models.stanet.STANetConfig` fields.
         seed: augmentation seed.
     """
@@ -189,6 +191,7 @@ class STATask:
     tiny: bool = False
     jitter: bool = True
     kld_normalise: str = "sample"
+    kld_eps: float = KLD_EPS
     network: dict = field(default_factory=dict)
     seed: int = 0
     name: str = "stanet-sta"
@@ -209,5 +212,5 @@ class STATask:
         outs = model(frames, audio)
         # upstream order f0_1, f0_0, f1_1, f1_0, f2_0, f2_1 <-> (gt_t, gt_t, gt_t-1, gt_t-1, gt_t+1, gt_t+1)
         pairs = zip(outs, (0, 0, 1, 1, 2, 2))
-        total = sum(saliency_loss(o.float(), gt[:, k], self.kld_normalise) for o, k in pairs)
+        total = sum(saliency_loss(o.float(), gt[:, k], self.kld_normalise, self.kld_eps) for o, k in pairs)
         return total, {}
