@@ -98,3 +98,57 @@ def test_kld_guard_is_the_float_epsilon():
     logits = torch.full((1, 1, 4, 4), 5.0)
     logits[0, 0, 0, 0] = -200.0
     assert float(saliency_loss(logits, gt)) - float(saliency_loss(logits, gt, kld_eps=1e-7)) > 15
+
+
+def _static_root(tmp_path, seconds=5):
+    """One clip whose frames are all the same image, with a pseudo-GT for every second."""
+    import csv
+    import json
+    import os
+
+    from PIL import Image
+
+    from avsal.io.audio import write_features_h5
+
+    root = tmp_path / "static"
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    rows = []
+    for d in ("frames/c", "audio/c", "pgt/c"):
+        os.makedirs(root / d, exist_ok=True)
+    with open(root / "pgt" / "pseudo_gt.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip", "second", "path"])
+        for s in range(seconds):
+            Image.fromarray(img).save(root / "frames" / "c" / f"{s:02d}.png")
+            write_features_h5(root / "audio" / "c" / f"{s:02d}.h5", rng.normal(0, 1, (81, 199)).astype(np.float32))
+            Image.fromarray(np.full((32, 32), 128, np.uint8)).save(root / "pgt" / "c" / f"{s:02d}.png")
+            w.writerow(["c", s, f"c/{s:02d}.png"])
+            rows.append({"clip": "c", "second": s, "frame": f"frames/c/{s:02d}.png", "audio": f"audio/c/{s:02d}.h5",
+                         "class_id": 0, "class_name": "class0", "split": "train"})
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (root / "classes.json").write_text(json.dumps(["class0"]))
+    return str(root)
+
+
+def test_sta_triplet_frames_are_jittered_independently(tmp_path):
+    """Row 7: upstream STA transforms each frame of a triplet separately (own jitter draw)."""
+    from avsal.data.datasets import STADataset, read_manifest, read_pseudo_gt
+    from avsal.data.transforms import ColorJitter
+    from avsal.train.tasks import STATask
+
+    root = _static_root(tmp_path)
+    samples, pgt = read_manifest(root, "train"), read_pseudo_gt(str(Path(root) / "pgt"))
+    assert STATask(data=root, pseudo_gt=str(Path(root) / "pgt")).dataset().shared_jitter is False
+    own = STADataset(samples, pgt, 32, ColorJitter(), seed=1)
+    shared = STADataset(samples, pgt, 32, ColorJitter(), seed=1, shared_jitter=True)
+    assert len(own) == 3  # seconds 1..3 have both neighbours
+    for i in range(len(own)):
+        f = own[i][0]
+        assert (f[0] - f[1]).abs().max() > 0.05 and (f[0] - f[2]).abs().max() > 0.05
+        g = shared[i][0]
+        torch.testing.assert_close(g[0], g[1])
+        torch.testing.assert_close(g[0], g[2])

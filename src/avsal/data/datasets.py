@@ -6,8 +6,9 @@
   (upstream ``STANet_train&test/utils/LoadData.py``).
 
 Items are deterministic functions of ``(seed, epoch, index)`` (:meth:`set_epoch`), whatever the number of
-DataLoader workers or processes; the random crop/jitter is shared by the frames of a triplet (upstream ST
-crops each frame independently: ``independent_crops=True``).
+DataLoader workers or processes. ST triplets share one random crop/jitter unless ``independent_crops=True``
+(upstream ST transforms each frame separately); STA triplets draw one jitter per frame, as upstream
+(``shared_jitter=True`` for one draw).
 """
 
 from __future__ import annotations
@@ -152,10 +153,21 @@ class STADataset(Dataset):
     Items: ``(frames [3, 3, S, S], audio [3, 81, 199], gt [3, 1, S, S] in [0, 1], index)``, both in the order
     (t, t−1, t+1) — the model's input order, paired with (gt_t, gt_{t−1}, gt_{t+1}) as upstream. Frames are
     resized to ``size²`` with colour jitter (no crop, as upstream STA); pseudo-GTs resized to ``size²``.
+
+    Args:
+        samples: manifest rows; pseudo_gt: ``{(clip, second): png}`` (:func:`read_pseudo_gt`).
+        size: square side (px).
+        jitter: a :class:`~avsal.data.transforms.ColorJitter` or ``None``.
+        seed: augmentation seed.
+        shared_jitter: ``False`` (default, upstream ``STANet_train&test/utils/LoadData.py``, which calls the
+            transform once per frame): each frame of the triplet draws its own jitter; ``True``: one draw
+            for all three.
     """
 
-    def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0):
+    def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0,
+                 shared_jitter: bool = False):
         self.size, self.jitter, self.seed, self.epoch = size, jitter, seed, 0
+        self.shared_jitter = shared_jitter
         pos = {(s.clip, s.second): s for s in samples}
         self.items = []
         for s in samples:
@@ -175,10 +187,12 @@ class STADataset(Dataset):
         from avsal.data.transforms import to_tensor
 
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        jseed = int(rng.integers(0, 2**63 - 1))
+        jseeds = [int(v) for v in rng.integers(0, 2**63 - 1, 3)]
+        if self.shared_jitter:
+            jseeds = [jseeds[0]] * 3
         samples, gts = self.items[i]
         frames = []
-        for s in samples:
+        for s, jseed in zip(samples, jseeds):
             x = resize_square(read_rgb(s.frame), self.size).astype(np.float32) / 255.0
             if self.jitter is not None:
                 x = self.jitter(x, np.random.default_rng(jseed))

@@ -177,6 +177,8 @@ class STATask:
         size: square input size (356).
         tiny: tiny backbones (tests).
         jitter: colour jitter of the frames.
+        shared_jitter: one jitter draw for the three frames of a triplet (default ``False``: one per frame,
+            as upstream).
         kld_normalise: ``"sample"`` (default) or ``"batch"`` (upstream ``loss.py``).
         kld_eps: the KLD's guard (default upstream's ``sys.float_info.epsilon``; see
             :data:`avsal.train.losses.KLD_EPS`).
@@ -190,6 +192,7 @@ class STATask:
     size: int = 356
     tiny: bool = False
     jitter: bool = True
+    shared_jitter: bool = False
     kld_normalise: str = "sample"
     kld_eps: float = KLD_EPS
     network: dict = field(default_factory=dict)
@@ -204,7 +207,7 @@ class STATask:
 
     def dataset(self):
         return STADataset(read_manifest(self.data, self.split), read_pseudo_gt(self.pseudo_gt), self.size,
-                          ColorJitter() if self.jitter else None, self.seed)
+                          ColorJitter() if self.jitter else None, self.seed, self.shared_jitter)
 
     def loss(self, model, batch):
         """Σ over the 6 outputs of BCEWithLogits + KLD against the matching pseudo-GT (t, t, t−1, t−1, t+1, t+1)."""
