@@ -152,3 +152,24 @@ def test_sta_triplet_frames_are_jittered_independently(tmp_path):
         g = shared[i][0]
         torch.testing.assert_close(g[0], g[1])
         torch.testing.assert_close(g[0], g[2])
+
+
+def test_st_skips_the_first_and_last_second(root):
+    """Row 8: upstream ST/utils/LoadData.py trains on frames 1 … N−2 of a clip (both neighbours exist)."""
+    from avsal.data.datasets import TripletDataset, read_manifest
+
+    task = ScamTask(branch="ST", stage="coarse", data=root, tiny=True, resize=40, crop=32, jitter=False)
+    ds = task.dataset()
+    samples = read_manifest(root, "train")
+    assert len(samples) == 24 and len(ds) == 12  # 6 clips × seconds 1, 2
+    for i in range(len(ds)):
+        t, prev, nxt = (samples[j] for j in ds.neighbours[i])
+        assert t.clip == prev.clip == nxt.clip and (prev.second, nxt.second) == (t.second - 1, t.second + 1)
+        assert 1 <= t.second <= 2 and ds[i][3] == ds.neighbours[i][0]
+    rep = ScamTask(branch="ST", stage="coarse", data=root, tiny=True, resize=40, crop=32,
+                   st_edges="repeat").dataset()
+    assert len(rep) == 24 and rep.neighbours[0] == (0, 0, 1)  # second 0: t stands in for t−1
+    with pytest.raises(ValueError):
+        TripletDataset(samples, task.transform(), 3, edges="x")
+    with pytest.raises(ValueError, match="both neighbours"):
+        TripletDataset(samples[:2], task.transform(), 3)

@@ -82,6 +82,10 @@ def _neighbours(samples: list[Sample]) -> list[tuple[int, int, int]]:
     return out
 
 
+#: What :class:`TripletDataset` does with a frame that lacks a neighbour (a clip's first and last second).
+EDGE_MODES = ("skip", "repeat")
+
+
 class _Base(Dataset):
     def __init__(self, samples: list[Sample], transform: TrainTransform, num_classes: int, seed: int = 0):
         if not samples:
@@ -115,16 +119,35 @@ class FrameDataset(_Base):
 
 
 class TripletDataset(_Base):
-    """Frames (t, t−1, t+1) of the same clip: ``(frames [3, 3, S, S], audio [3, 81, 199], label [K], index)``.
+    """Frames (t, t−1, t+1) of the same clip: ``(frames [3, 3, S, S], audio [3, 81, 199], label [K], index)``;
+    ``index`` is the position of frame t in ``samples``.
 
     Args:
         independent_crops: draw a separate crop/jitter per frame (upstream ST) instead of one shared.
+        edges: ``"skip"`` (default, upstream ``ST/utils/LoadData.py``, which takes frames 1 … N−2 of a
+            clip): frames without both neighbours (a clip's first and last second, or around a gap) are not
+            items; ``"repeat"``: every frame is an item and a missing neighbour is replaced by frame t.
+
+    Raises:
+        ValueError: unknown ``edges``, or no frame has both neighbours.
     """
 
-    def __init__(self, samples, transform, num_classes, seed=0, independent_crops: bool = False):
+    def __init__(self, samples, transform, num_classes, seed=0, independent_crops: bool = False,
+                 edges: str = "skip"):
         super().__init__(samples, transform, num_classes, seed)
-        self.neighbours = _neighbours(samples)
+        if edges not in EDGE_MODES:
+            raise ValueError(f"edges must be one of {EDGE_MODES}, got {edges!r}")
+        triplets = _neighbours(samples)
+        if edges == "skip":
+            triplets = [t for t in triplets if t[0] != t[1] and t[0] != t[2]]
+            if not triplets:
+                raise ValueError("no frame has both neighbours (clips shorter than 3 seconds?); use edges='repeat'")
+        self.neighbours = triplets
         self.independent_crops = independent_crops
+        self.edges = edges
+
+    def __len__(self) -> int:
+        return len(self.neighbours)
 
     def __getitem__(self, i):
         rng = self.rng(i)
@@ -134,7 +157,7 @@ class TripletDataset(_Base):
                                        self.transform.params(rng) if self.independent_crops else shared)
                   for j in idx]
         audio = [torch.from_numpy(read_features_h5(self.samples[j].audio).reshape(81, 199)) for j in idx]
-        return torch.stack(frames), torch.stack(audio), one_hot(self.samples[i].class_id, self.num_classes), i
+        return torch.stack(frames), torch.stack(audio), one_hot(self.samples[idx[0]].class_id, self.num_classes), idx[0]
 
 
 def read_pseudo_gt(folder: str | os.PathLike) -> dict[tuple[str, int], str]:

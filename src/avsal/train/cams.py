@@ -6,7 +6,9 @@ its max, ×255 → uint8, resized to the network input size (square) and written
 SA/ST, as upstream (``cam_class="auto"``). The prediction and ``prob`` (the softmax probability of the CAM
 class) come from the logits upstream's test scripts use (``cam_logits="auto"``): S's **raw** head
 (``softmax(x11)`` in ``S/test.py``), the **fused** logits of SA and ST (``softmax(x1)`` in their ``test.py``).
-*Selective* (default, as upstream): only correctly classified frames get a CAM.
+*Selective* (default, as upstream): only correctly classified frames get a CAM. ST's CAMs cover every
+frame: a clip's first and last second, which ST does not train on, use frame t for the missing neighbour
+(``TripletDataset(edges="repeat")``), so the three CAM folders stay aligned.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class:
     task.data = data
     samples = read_manifest(data, split)
     k = len(task.classes)
-    ds = (TripletDataset(samples, task.transform(False), k) if task.branch == "ST"
+    ds = (TripletDataset(samples, task.transform(False), k, edges="repeat") if task.branch == "ST"
           else FrameDataset(samples, task.transform(False), k))
     use = {"auto": "pred" if task.branch == "S" else "label"}.get(cam_class, cam_class)
     if use not in ("pred", "label"):

@@ -94,6 +94,8 @@ class ScamTask:
         resize, crop: override the stage's sizes.
         jitter: colour jitter on/off.
         independent_crops: ST only — crop each frame of a triplet independently (upstream) instead of sharing.
+        st_edges: ST only — ``"skip"`` (default, upstream): a clip's first and last second (no t−1 or t+1)
+            are not trained on; ``"repeat"``: they are, with frame t standing in for the missing neighbour.
         switch_list: SA only — a text file of ``clip,second`` lines (audio-relevant frames, upstream's
             "switch" markers); SA then trains on those frames only.
         st_weights: ST's (raw, fused) loss weights.
@@ -110,6 +112,7 @@ class ScamTask:
     crop: int | None = None
     jitter: bool = True
     independent_crops: bool = False
+    st_edges: str = "skip"
     switch_list: str | None = None
     st_weights: tuple[float, float] = (0.4, 1.0)
     network: dict = field(default_factory=dict)
@@ -147,7 +150,8 @@ class ScamTask:
     def dataset(self):
         k = len(self.classes)
         if self.branch == "ST":
-            return TripletDataset(self.samples(), self.transform(), k, self.seed, self.independent_crops)
+            return TripletDataset(self.samples(), self.transform(), k, self.seed, self.independent_crops,
+                                  self.st_edges)
         return FrameDataset(self.samples(), self.transform(), k, self.seed)
 
     def loss(self, model, batch):
