@@ -173,3 +173,31 @@ def test_st_skips_the_first_and_last_second(root):
         TripletDataset(samples, task.transform(), 3, edges="x")
     with pytest.raises(ValueError, match="both neighbours"):
         TripletDataset(samples[:2], task.transform(), 3)
+
+
+def test_stanet_audio_is_the_channel_mean_resampled_by_resampy(tmp_path):
+    """Rows 3 and 9: upstream audiostft.py averages the channels, then resampy (kaiser_best) to 16 kHz."""
+    import resampy
+
+    from avsal.io.audio import load_audio, load_stanet_audio
+    from avsal.synth import write_clip
+
+    rate = 44100
+    t = np.arange(int(1.5 * rate)) / rate
+    left = (0.9 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    right = (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    path = write_clip(tmp_path / "stereo.wav", None, 0, 25.0, np.stack([left, right]), rate,
+                      audio_codec="pcm_f32le")
+    got = load_stanet_audio(path)
+    native = load_audio(path, None, mix="mean").samples  # the file holds 16-bit PCM
+    np.testing.assert_allclose(native, (left + right) / 2, atol=1e-4)
+    want = resampy.resample(native.astype(np.float64), rate, 16000, filter="kaiser_best")
+    assert got.sample_rate == 16000 and got.samples.dtype == np.float32
+    np.testing.assert_allclose(got.samples, want, atol=1e-6)
+    old = load_audio(path, 16000)  # FFmpeg's down-mix and resampler: what prepare used before
+    n = min(len(old.samples), len(want))
+    assert np.abs(old.samples[:n] - want[:n]).max() > 0.1  # (L+R)/√2 is louder than the mean
+    swr = load_stanet_audio(path, resampler="swr")
+    assert 1e-6 < np.abs(swr.samples[:n] - want[:n]).max() < 0.05
+    with pytest.raises(ValueError):
+        load_stanet_audio(path, resampler="x")
