@@ -201,3 +201,44 @@ def test_stanet_audio_is_the_channel_mean_resampled_by_resampy(tmp_path):
     assert 1e-6 < np.abs(swr.samples[:n] - want[:n]).max() < 0.05
     with pytest.raises(ValueError):
         load_stanet_audio(path, resampler="x")
+
+
+def test_stanet_resizes_with_pil_bilinear(tmp_path):
+    """Row 6: upstream resizes PIL images (bilinear, antialiased when shrinking), not cv2 INTER_LINEAR."""
+    from PIL import Image
+
+    from avsal.data.transforms import TrainTransform, resize_square, to_tensor
+    from avsal.models.stanet.predictor import STAInferenceConfig, preprocess
+
+    yy, xx = np.mgrid[0:180, 0:320]
+    checker = (((yy + xx) % 2) * 255).astype(np.uint8)
+    rgb = np.stack([checker, 255 - checker, np.full_like(checker, 90)], -1)
+    want = np.asarray(Image.fromarray(rgb).resize((64, 64), Image.BILINEAR))
+    np.testing.assert_array_equal(resize_square(rgb, 64), want)
+    assert np.abs(want[..., 0].astype(float) - 127.5).max() < 3  # PIL averages the 1-px checkerboard
+    assert np.abs(resize_square(rgb, 64, "cv2")[..., 0].astype(float) - 127.5).max() > 100  # cv2 aliases
+    torch.testing.assert_close(TrainTransform(72, 64, None, train=False)(rgb, np.random.default_rng(0)),
+                               to_tensor(want.astype(np.float32) / 255))
+    torch.testing.assert_close(preprocess(rgb, 64), to_tensor(want.astype(np.float32) / 255))
+    assert STAInferenceConfig().resize == "pil"
+    gray = checker.astype(np.float32) / 255
+    want_f = np.asarray(Image.fromarray(gray, mode="F").resize((64, 64), Image.BILINEAR))
+    np.testing.assert_allclose(resize_square(gray, 64), want_f)
+    with pytest.raises(ValueError):
+        resize_square(rgb, 64, "x")
+
+
+def test_sta_pseudo_gt_is_resized_as_an_8_bit_image(tmp_path):
+    """Row 6: upstream STA: Resize(356) on the 8-bit pseudo-GT image, then ToTensor."""
+    from PIL import Image
+
+    from avsal.data.datasets import STADataset, read_manifest, read_pseudo_gt
+
+    root = _static_root(tmp_path)
+    rng = np.random.default_rng(3)
+    g = (rng.random((32, 32)) * 255).astype(np.uint8)
+    for s in range(5):
+        Image.fromarray(g).save(Path(root) / "pgt" / "c" / f"{s:02d}.png")
+    ds = STADataset(read_manifest(root, "train"), read_pseudo_gt(str(Path(root) / "pgt")), 20)
+    want = np.asarray(Image.fromarray(g).resize((20, 20), Image.BILINEAR)).astype(np.float32) / 255
+    np.testing.assert_array_equal(ds[0][2][0, 0].numpy(), want)

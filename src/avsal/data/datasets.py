@@ -182,14 +182,17 @@ class STADataset(Dataset):
         size: square side (px).
         jitter: a :class:`~avsal.data.transforms.ColorJitter` or ``None``.
         seed: augmentation seed.
+        interpolation: frame and pseudo-GT resize, ``"pil"`` (default, upstream) or ``"cv2"``
+            (:func:`~avsal.data.transforms.resize_square`).
         shared_jitter: ``False`` (default, upstream ``STANet_train&test/utils/LoadData.py``, which calls the
             transform once per frame): each frame of the triplet draws its own jitter; ``True``: one draw
             for all three.
     """
 
     def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0,
-                 shared_jitter: bool = False):
+                 shared_jitter: bool = False, interpolation: str = "pil"):
         self.size, self.jitter, self.seed, self.epoch = size, jitter, seed, 0
+        self.interpolation = interpolation
         self.shared_jitter = shared_jitter
         pos = {(s.clip, s.second): s for s in samples}
         self.items = []
@@ -216,11 +219,12 @@ class STADataset(Dataset):
         samples, gts = self.items[i]
         frames = []
         for s, jseed in zip(samples, jseeds):
-            x = resize_square(read_rgb(s.frame), self.size).astype(np.float32) / 255.0
+            x = resize_square(read_rgb(s.frame), self.size, self.interpolation).astype(np.float32) / 255.0
             if self.jitter is not None:
                 x = self.jitter(x, np.random.default_rng(jseed))
             frames.append(to_tensor(x))
         audio = [torch.from_numpy(read_features_h5(s.audio).reshape(81, 199)) for s in samples]
-        gt = [torch.from_numpy(resize_square(read_gray(g).astype(np.float32) / 255.0,
-                                             self.size))[None] for g in gts]
+        # upstream: Resize(356) on the 8-bit pseudo-GT image, then ToTensor (÷255)
+        gt = [torch.from_numpy(resize_square(read_gray(g), self.size, self.interpolation).astype(np.float32)
+                               / 255.0)[None] for g in gts]
         return torch.stack(frames), torch.stack(audio), torch.stack(gt), i

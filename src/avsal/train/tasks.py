@@ -93,6 +93,8 @@ class ScamTask:
         tiny: tiny backbones (tests).
         resize, crop: override the stage's sizes.
         jitter: colour jitter on/off.
+        interpolation: image resize, ``"pil"`` (default, upstream's PIL bilinear) or ``"cv2"``
+            (:func:`avsal.data.transforms.resize_square`).
         independent_crops: ST only — crop each frame of a triplet independently (upstream) instead of sharing.
         st_edges: ST only — ``"skip"`` (default, upstream): a clip's first and last second (no t−1 or t+1)
             are not trained on; ``"repeat"``: they are, with frame t standing in for the missing neighbour.
@@ -111,6 +113,7 @@ class ScamTask:
     resize: int | None = None
     crop: int | None = None
     jitter: bool = True
+    interpolation: str = "pil"
     independent_crops: bool = False
     st_edges: str = "skip"
     switch_list: str | None = None
@@ -137,7 +140,8 @@ class ScamTask:
         return BRANCHES[self.branch][1](tiny=self.tiny, num_classes=len(self.classes), **self.network)
 
     def transform(self, train: bool = True) -> TrainTransform:
-        return TrainTransform(self.resize, self.crop, ColorJitter() if self.jitter else None, train)
+        return TrainTransform(self.resize, self.crop, ColorJitter() if self.jitter else None, train,
+                              self.interpolation)
 
     def samples(self):
         rows = read_manifest(self.data, self.split)
@@ -181,6 +185,7 @@ class STATask:
         size: square input size (356).
         tiny: tiny backbones (tests).
         jitter: colour jitter of the frames.
+        interpolation: frame and pseudo-GT resize, ``"pil"`` (default, upstream) or ``"cv2"``.
         shared_jitter: one jitter draw for the three frames of a triplet (default ``False``: one per frame,
             as upstream).
         kld_normalise: ``"sample"`` (default) or ``"batch"`` (upstream ``loss.py``).
@@ -196,6 +201,7 @@ class STATask:
     size: int = 356
     tiny: bool = False
     jitter: bool = True
+    interpolation: str = "pil"
     shared_jitter: bool = False
     kld_normalise: str = "sample"
     kld_eps: float = KLD_EPS
@@ -211,7 +217,8 @@ class STATask:
 
     def dataset(self):
         return STADataset(read_manifest(self.data, self.split), read_pseudo_gt(self.pseudo_gt), self.size,
-                          ColorJitter() if self.jitter else None, self.seed, self.shared_jitter)
+                          ColorJitter() if self.jitter else None, self.seed, self.shared_jitter,
+                          self.interpolation)
 
     def loss(self, model, batch):
         """Σ over the 6 outputs of BCEWithLogits + KLD against the matching pseudo-GT (t, t, t−1, t−1, t+1, t+1)."""
