@@ -64,13 +64,24 @@ def _config(tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_weak_end_to_end(tmp_path):
+    from train_fixtures import make_vggsound_weights
+
     videos, lines = _dataset(tmp_path)
     n_frames = sum(int(line.split("&")[4]) - int(line.split("&")[3]) for line in lines)
-    (tmp_path / "ave.yaml").write_text(json.dumps(_config(tmp_path)))  # JSON is valid YAML
+    # tiny VGGSound weights that hear "playing accordion" everywhere: SA trains on the Accordion clips only
+    cfg = {**_config(tmp_path), "audio_weights": make_vggsound_weights(tmp_path / "vgg.pth.tar", "playing accordion")}
+    (tmp_path / "ave.yaml").write_text(json.dumps(cfg))  # JSON is valid YAML
     assert main(["pipeline", "weak", "--config", str(tmp_path / "ave.yaml")]) == 0
     w = tmp_path / "work"
     with open(w / "prepared" / "manifest.csv") as f:
-        assert len(list(csv.DictReader(f))) == n_frames
+        manifest = list(csv.DictReader(f))
+        assert len(manifest) == n_frames
+    with open(w / "prepared" / "audio_relevance.csv") as f:
+        relevant = {(r["clip"], r["second"]) for r in csv.DictReader(f) if r["relevant"] == "1"}
+    assert relevant == {(r["clip"], r["second"]) for r in manifest if r["class_name"] == "Accordion"}
+    sa_cfg = json.loads((w / "runs" / "coarse_SA" / "config.json").read_text())["task"]
+    assert sa_cfg["switch_list"].endswith("audio_relevance.csv") and sa_cfg["sa_frames"].startswith("audio-relevant")
+    assert "sa_frames" not in json.loads((w / "runs" / "coarse_ST" / "config.json").read_text())["task"]
     with open(w / "crops" / "boxes.csv") as f:
         n_boxes = len(list(csv.DictReader(f)))
     with open(w / "crops" / "skipped.csv") as f:

@@ -242,3 +242,70 @@ def test_sta_pseudo_gt_is_resized_as_an_8_bit_image(tmp_path):
     ds = STADataset(read_manifest(root, "train"), read_pseudo_gt(str(Path(root) / "pgt")), 20)
     want = np.asarray(Image.fromarray(g).resize((20, 20), Image.BILINEAR)).astype(np.float32) / 255
     np.testing.assert_array_equal(ds[0][2][0, 0].numpy(), want)
+
+
+def test_vggsound_class_list_and_keyword_table():
+    """Row 1 data: the 309 VGGSound classes (sorted, hche11/VGGSound data/stat.csv) and the keyword table."""
+    from avsal.data.relevance import ave_keywords, is_relevant, vggsound_classes
+    from avsal.models.stanet.networks import AVE_CLASSES
+
+    names = vggsound_classes()
+    assert len(names) == len(set(names)) == 309 and list(names) == sorted(names)
+    assert names[0] == "air conditioning noise" and "playing ukulele" in names
+    table = ave_keywords()
+    assert set(table) == set(AVE_CLASSES)
+    assert sum(k != c.lower() for c, k in table.items()) == 12  # hand-made keywords, the rest lowercased names
+    assert table["Bark"] == "dog" and table["Violin, fiddle"] == "violin" and table["Ukulele"] == "ukulele"
+    for c in AVE_CLASSES:  # every category can be matched by some VGGSound class
+        assert any(is_relevant(n, c) for n in names), c
+    assert is_relevant("dog barking", "Bark") and not is_relevant("cat meowing", "Bark")
+    assert is_relevant("female speech, woman speaking", "Male speech, man speaking")  # upstream's substring test
+    assert is_relevant("playing kazoo", "Kazoo")  # a category outside the table: its lowercased name
+
+
+def test_audio_relevance_list_selects_sa_frames(root, tmp_path):
+    """Row 1: the VGGSound classifier labels every second; SA trains on the audio-relevant ones only."""
+    import csv
+
+    from avsal.data.datasets import read_manifest
+    from avsal.data.relevance import load_vggsound_classifier, vggsound_classes, write_audio_relevance
+    from avsal.errors import InputError
+    from avsal.io.audio import read_features_h5
+    from train_fixtures import make_vggsound_weights
+
+    w = make_vggsound_weights(tmp_path / "vgg.pth.tar", seed=1)
+    path = write_audio_relevance(root, w, tiny=True, progress=False)
+    rows = _rows(path)
+    samples = read_manifest(root)
+    assert [(r["clip"], int(r["second"])) for r in rows] == [(s.clip, s.second) for s in samples]
+    net = load_vggsound_classifier(w, tiny=True)
+    x = torch.from_numpy(np.stack([read_features_h5(s.audio) for s in samples]))[:, None]
+    with torch.no_grad():
+        pred = net(x).argmax(1).tolist()
+    assert [r["vggsound_class"] for r in rows] == [vggsound_classes()[p] for p in pred]
+    # classes of the fixture are "class0..2": relevant iff the predicted name contains "classk"
+    assert all(r["relevant"] == "0" for r in rows)
+
+    # a classifier that hears "playing accordion" everywhere: only the clips labelled Accordion are relevant
+    w2 = make_vggsound_weights(tmp_path / "vgg2.pth.tar", favour="playing accordion")
+    prep = tmp_path / "prep2"
+    import shutil
+
+    shutil.copytree(root, prep)
+    lines = (prep / "manifest.csv").read_text().splitlines()
+    lines = [lines[0]] + [ln.replace(",class0,", ",Accordion,") for ln in lines[1:]]
+    (prep / "manifest.csv").write_text("\n".join(lines) + "\n")
+    path2 = write_audio_relevance(prep, w2, tiny=True, progress=False)
+    rel = {(r["clip"], int(r["second"])) for r in _rows(path2) if r["relevant"] == "1"}
+    want = {(s.clip, s.second) for s in read_manifest(prep) if s.class_id == 0}
+    assert rel == want and len(want) == 8
+    task = ScamTask(branch="SA", stage="coarse", data=str(prep), tiny=True, switch_list=path2)
+    assert {(s.clip, s.second) for s in task.samples()} == want
+    assert task.config_dict()["sa_frames"].startswith("audio-relevant only")
+    everything = ScamTask(branch="SA", stage="coarse", data=str(prep), tiny=True)
+    assert len(everything.samples()) == 24 and everything.config_dict()["sa_frames"].startswith("all")
+    with pytest.raises(InputError, match="classifier head"):
+        sd = torch.load(w, weights_only=True)
+        del sd["model_state_dict"]["audnet.fc_.weight"]
+        torch.save(sd, tmp_path / "nohead.pth.tar")
+        load_vggsound_classifier(str(tmp_path / "nohead.pth.tar"), tiny=True)

@@ -98,8 +98,10 @@ class ScamTask:
         independent_crops: ST only — crop each frame of a triplet independently (upstream) instead of sharing.
         st_edges: ST only — ``"skip"`` (default, upstream): a clip's first and last second (no t−1 or t+1)
             are not trained on; ``"repeat"``: they are, with frame t standing in for the missing neighbour.
-        switch_list: SA only — a text file of ``clip,second`` lines (audio-relevant frames, upstream's
-            "switch" markers); SA then trains on those frames only.
+        switch_list: SA only — the audio-relevance list (``ROOT/audio_relevance.csv`` of
+            :func:`avsal.data.relevance.write_audio_relevance`, rows with ``relevant`` 1; or plain
+            ``clip,second`` lines): upstream's "switch" frames, the only ones upstream SA trains on. ``None``:
+            every frame (the run's ``config.json`` then says ``"sa_frames": "all ..."``).
         st_weights: ST's (raw, fused) loss weights.
         network: extra :class:`~avsal.models.stanet.STANetConfig` fields.
         seed: augmentation seed.
@@ -134,6 +136,9 @@ class ScamTask:
     def config_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = self.classes
+        if self.branch == "SA":
+            d["sa_frames"] = (f"audio-relevant only ({self.switch_list})" if self.switch_list else
+                              "all (no audio-relevance list; upstream trains SA on audio-relevant frames only)")
         return d
 
     def build_model(self) -> torch.nn.Module:
@@ -146,9 +151,12 @@ class ScamTask:
     def samples(self):
         rows = read_manifest(self.data, self.split)
         if self.branch == "SA" and self.switch_list:
-            with open(self.switch_list) as f:
-                keep = {(c.strip(), int(s)) for c, s in (line.split(",")[:2] for line in f if line.strip())}
+            from avsal.data.relevance import read_relevant
+
+            keep = read_relevant(self.switch_list)
             rows = [r for r in rows if (r.clip, r.second) in keep]
+            if not rows:
+                raise ValueError(f"{self.switch_list}: no audio-relevant frame in the {self.split} split")
         return rows
 
     def dataset(self):
