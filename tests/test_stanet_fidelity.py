@@ -309,3 +309,37 @@ def test_audio_relevance_list_selects_sa_frames(root, tmp_path):
         del sd["model_state_dict"]["audnet.fc_.weight"]
         torch.save(sd, tmp_path / "nohead.pth.tar")
         load_vggsound_classifier(str(tmp_path / "nohead.pth.tar"), tiny=True)
+
+
+def test_sa_fusion_switch():
+    """The audio-conditioned SA fusion is a switch; the default stays upstream's AVfusion."""
+    from avsal.models.stanet.layers import AudioQueryMask, AVFusion
+    from avsal.models.stanet.networks import SANet, STANetConfig
+
+    assert STANetConfig().sa_fusion == "avfusion"
+    assert isinstance(SANet(tiny=True, num_classes=4).av_fusion, AVFusion)
+    torch.manual_seed(0)
+    net = SANet(tiny=True, num_classes=4, sa_fusion="audio_query", st_channels=16).eval()
+    assert isinstance(net.av_fusion, AudioQueryMask)
+    frames, audio = torch.randn(2, 3, 64, 64), torch.randn(2, 81, 199)
+    with torch.no_grad():
+        raw, fused, m1, m2 = net(frames, audio)
+        raw2, fused2, _, _ = net(frames, audio.flip(0))
+    assert raw.shape == fused.shape == (2, 4) and m1.shape == m2.shape == (2, 4, 2, 2)
+    torch.testing.assert_close(raw, raw2)  # the raw head is visual only
+    assert (fused - fused2).abs().max() > 0  # the fused logits follow the audio
+    # the mask is high where the (class-map) features point the way of the sound
+    m = AudioQueryMask(2, 3, dim=2)
+    with torch.no_grad():
+        m.visual_proj.weight.copy_(torch.eye(2)[:, :, None, None])
+        m.visual_proj.bias.zero_()
+        m.audio_fc.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
+        m.audio_fc.bias.zero_()
+    visual = torch.zeros(1, 2, 1, 2)
+    visual[0, 0, 0, 0] = 1.0  # class 0 evidence on the left
+    visual[0, 1, 0, 1] = 1.0  # class 1 on the right
+    left = m(torch.tensor([[1.0, 0, 0]]), visual)[0, 0, 0]
+    right = m(torch.tensor([[0, 1.0, 0]]), visual)[0, 0, 0]
+    assert left[0] > 0.99 and left[1] <= 0.5 and right[1] > 0.99 and right[0] <= 0.5  # cos 1 vs 0
+    with pytest.raises(ValueError):
+        SANet(tiny=True, sa_fusion="x")
