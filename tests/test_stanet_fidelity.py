@@ -343,3 +343,26 @@ def test_sa_fusion_switch():
     assert left[0] > 0.99 and left[1] <= 0.5 and right[1] > 0.99 and right[0] <= 0.5  # cos 1 vs 0
     with pytest.raises(ValueError):
         SANet(tiny=True, sa_fusion="x")
+
+
+def test_prepare_cli_writes_the_audio_relevance_list(tmp_path):
+    """Row 1: ``avsal prepare … --vggsound-weights`` adds ROOT/audio_relevance.csv."""
+    from avsal.cli import main
+    from avsal.synth import write_clip
+    from conftest import gradient_frame, tone
+    from train_fixtures import make_vggsound_weights
+
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    write_clip(vids / "a.mp4", gradient_frame, 25, 10, tone(2.5, 16000, freq=440.0), 16000)
+    (tmp_path / "labels.csv").write_text("video,label\na.mp4,Ukulele\n")
+    w = make_vggsound_weights(tmp_path / "vgg.pth.tar", favour="playing ukulele")
+    out = tmp_path / "root"
+    assert main(["prepare", "folder", "--videos", str(vids), "--labels", str(tmp_path / "labels.csv"),
+                 "--out", str(out), "--vggsound-weights", w, "--quiet"]) == 0
+    rows = _rows(out / "audio_relevance.csv")
+    assert [(r["clip"], r["second"], r["keyword"], r["vggsound_class"], r["relevant"]) for r in rows] == [
+        ("a", "0", "ukulele", "playing ukulele", "1"), ("a", "1", "ukulele", "playing ukulele", "1")]
+    assert main(["prepare", "folder", "--videos", str(vids), "--labels", str(tmp_path / "labels.csv"),
+                 "--out", str(tmp_path / "r2"), "--vggsound-weights", str(tmp_path / "missing.pth"),
+                 "--quiet"]) == 2

@@ -4,8 +4,9 @@ prepare (+ the audio-relevance list when ``audio_weights`` are given) → coarse
 crop → fine S/SA/ST → fine CAMs → finalize → STA (``docs/weak_pipeline.md``). With ``audio_weights``
 (``vggsound_netvlad.pth.tar``, which holds the VGGSound classifier head) the prepared root gets
 ``audio_relevance.csv`` (:mod:`avsal.data.relevance`) and SA trains only on the audio-relevant seconds, as
-upstream; without them SA trains on every second and its run config says so (``sa_frames``). A stage is finished when its final file exists (``model.safetensors``,
-``cams.csv``, ``boxes.csv``, ``pseudo_gt.csv``); an interrupted training stage resumes from its last
+upstream; without them SA trains on every second and its run config says so (``sa_frames``). A stage is
+finished when its final file exists (``model.safetensors``, ``cams.csv``, ``boxes.csv``, ``pseudo_gt.csv``);
+an interrupted training stage resumes from its last
 checkpoint. Everything goes under ``work``; the config is written to ``work/pipeline_config.json``.
 Under ``torchrun`` the training stages use every process (DDP) and the data stages run on rank 0 while
 the others wait.

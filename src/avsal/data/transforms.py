@@ -6,8 +6,9 @@ resumed run sees exactly the augmentations of an uninterrupted one.
 
 Semantics follow torchvision's ``Resize((s, s))`` (square, aspect not kept, as upstream's vendored
 transforms; by default with PIL's bilinear filter as upstream, which averages over the whole footprint when
-shrinking; ``"cv2"``: OpenCV's ``INTER_LINEAR``, which samples 2×2 pixels and so aliases), ``RandomCrop`` and ``ColorJitter(brightness, contrast, saturation, hue)`` (factors drawn
-uniformly in ``[max(0, 1 − b), 1 + b]`` etc., hue shift in ``[−h, h]`` of a turn, applied in random order).
+shrinking; ``"cv2"``: OpenCV's ``INTER_LINEAR``, which samples 2×2 pixels and so aliases), ``RandomCrop``
+and ``ColorJitter(brightness, contrast, saturation, hue)`` (factors drawn uniformly
+in ``[max(0, 1 − b), 1 + b]`` etc., hue shift in ``[−h, h]`` of a turn, applied in random order).
 """
 
 from __future__ import annotations

@@ -127,5 +127,6 @@ def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class:
     os.replace(tmp, os.path.join(out, "cams.csv"))
     with open(os.path.join(out, "cams_config.json"), "w") as f:
         json.dump({"run": os.path.abspath(run), "data": os.path.abspath(data), "split": split, "cam_class": use,
-                   "selective": selective, "cam_logits": logits_from, "branch": task.branch, "stage": task.stage, "size": task.crop}, f, indent=2)
+                   "selective": selective, "cam_logits": logits_from, "branch": task.branch, "stage": task.stage,
+                   "size": task.crop}, f, indent=2)
     return len(rows)

@@ -2,8 +2,9 @@
 
 Upstream recipe (``docs/weak_pipeline.md``, "Training recipe"): SCAM — SGD lr 1e-4, wd 5e-4, 15 epochs, the
 learning rate ×0.1 at epochs 5 and 10 for S only (upstream ``S/train.py`` is the only SCAM script that calls
-its ``reduce_lr``; SA and ST keep a constant rate), multilabel soft-margin loss on the raw and the fused logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over
-its three frames), resize then random crop and ColorJitter(0.3, 0.3, 0.3, 0.1); STA — lr 1e-3, wd 1e-4,
+its ``reduce_lr``; SA and ST keep a constant rate), multilabel soft-margin loss on the raw and the fused
+logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over its three frames),
+resize then random crop and ColorJitter(0.3, 0.3, 0.3, 0.1); STA — lr 1e-3, wd 1e-4,
 15 epochs, ``Σ over the 6 outputs of BCEWithLogits + KLD(σ(p), gt)``.
 """
 
