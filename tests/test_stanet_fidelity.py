@@ -329,7 +329,7 @@ def test_sa_fusion_switch():
     torch.testing.assert_close(raw, raw2)  # the raw head is visual only
     assert (fused - fused2).abs().max() > 0  # the fused logits follow the audio
     # the mask is high where the (class-map) features point the way of the sound
-    m = AudioQueryMask(2, 3, dim=2)
+    m = AudioQueryMask(2, 3, dim=2).eval()  # eval: the audio BatchNorm uses its (initial) running statistics
     with torch.no_grad():
         m.visual_proj.weight.copy_(torch.eye(2)[:, :, None, None])
         m.visual_proj.bias.zero_()

@@ -112,6 +112,7 @@ class AudioQueryMask(nn.Module):
     ``docs/weak_pipeline.md`` ("Does SA use the audio?") measures the difference.
 
     SA feeds it its class maps x1 (Cv = K): the audio then picks which class's evidence the mask follows.
+    The BatchNorm needs training batches of more than one sample (upstream's SA batch is 8).
 
     Args:
         visual_channels: Cv; audio_dim: Ca; dim: D (128); hidden: unused (the signature of :class:`AVFusion`).
