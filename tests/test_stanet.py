@@ -14,7 +14,7 @@ from avsal.cli import main
 from avsal.errors import InputError
 from avsal.models import create_model
 from avsal.models.checkpoints import CheckpointError, read_checkpoint, read_sidecar, unwrap_state_dict
-from avsal.models.checkpoints import convert_state_dict as convert_upstream_state_dict
+from avsal.models.checkpoints import convert_state_dict
 from avsal.models.stanet import SANet, SNet, STANet, STNet
 from avsal.models.stanet.convert import CONVERSIONS
 from avsal.models.stanet.layers import stack_frames
@@ -67,7 +67,7 @@ def test_full_size_shapes(size, cells):
 def test_upstream_parity(name):
     """Same weights, same inputs: our outputs equal the upstream definitions' (fixtures in tests/data/stanet)."""
     keys = load_keys(name)
-    sd, report = convert_upstream_state_dict(make_upstream_state_dict(keys, 0), name)
+    sd, report = convert_state_dict(make_upstream_state_dict(keys, 0), name)
     assert not report.unexpected and len(report.mapped) + len(report.dropped) == len(keys)
     net = CLASSES[name]()
     net.load_state_dict(sd, strict=True)
@@ -84,11 +84,15 @@ def test_upstream_parity(name):
     assert len(out) == len(OUTPUT_NAMES[name])
     for o, k in zip(out, OUTPUT_NAMES[name]):
         diff = (o - torch.from_numpy(ref[k])).abs().max().item()
-        assert diff <= 1e-5, f"{name} {k}: max |Δ| {diff:.2e}"
+        # 1e-5, or 4e-6 of the output's magnitude when larger: another BLAS thread count reorders the float32
+        # sums of the 100-layer backbone (with 1 thread instead of the fixtures' 2: up to 2.7e-5 on maps of
+        # magnitude 10-14, i.e. ~2e-6 relative).
+        tol = max(1e-5, 4e-6 * float(np.abs(ref[k]).max()))
+        assert diff <= tol, f"{name} {k}: max |Δ| {diff:.2e} > {tol:.1e}"
 
 
 def test_dropped_keys_are_exactly_the_unused_modules():
-    sd, report = convert_upstream_state_dict({k: torch.empty(s, device="meta") for k, s in load_keys("stanet-sta")},
+    sd, report = convert_state_dict({k: torch.empty(s, device="meta") for k, s in load_keys("stanet-sta")},
                                              "stanet-sta")
     mods = sorted({k.split(".")[0] for k in report.dropped})
     assert mods == ["extra_audio_d", "extra_conv_stafusion", "extra_gate", "extra_refineSA"]
@@ -123,7 +127,7 @@ def test_tiny_round_trip_through_upstream_names(name, tmp_path):
     up["module.extra_audio_d.weight"] = torch.zeros(3, 3)  # a dropped module, if this network has one
     path = tmp_path / "up.pth"
     torch.save({"epoch": 3, "state_dict": up}, path)  # nested, as upstream save_checkpoint writes it
-    sd, report = convert_upstream_state_dict(read_checkpoint(path), name, {"tiny": True})
+    sd, report = convert_state_dict(read_checkpoint(path), name, {"tiny": True})
     if CONVERSIONS[name].dropped:
         assert report.dropped == ["extra_audio_d.weight"] and not report.unexpected
     else:
@@ -141,12 +145,12 @@ def test_conversion_errors_name_the_key_and_shapes():
     bad = dict(sd)
     bad["module.extra_out0.weight"] = torch.zeros(1, 7, 1, 1)
     with pytest.raises(CheckpointError, match=r"extra_out0.weight.*\(1, 7, 1, 1\).*\(1, 32, 1, 1\)"):
-        convert_upstream_state_dict(bad, "stanet-sta", {"tiny": True})
+        convert_state_dict(bad, "stanet-sta", {"tiny": True})
     missing = {k: v for k, v in sd.items() if "extra_refine1" not in k}
     with pytest.raises(CheckpointError, match="refine1.weight"):
-        convert_upstream_state_dict(missing, "stanet-sta", {"tiny": True})
+        convert_state_dict(missing, "stanet-sta", {"tiny": True})
     with pytest.raises(CheckpointError, match="unknown model"):
-        convert_upstream_state_dict(sd, "stanet-x")
+        convert_state_dict(sd, "stanet-x")
     with pytest.raises(CheckpointError, match="no state_dict"):
         unwrap_state_dict({"epoch": 1})
 
@@ -165,10 +169,10 @@ def test_backbone_and_audio_checkpoints():
     from avsal.models.backbones import AudioResNet, resnext101_32x8d
 
     tv = resnext101_32x8d(tiny=True, num_classes=10).state_dict()  # torchvision layout, with fc
-    sd, rep = convert_upstream_state_dict(tv, "backbone", {"tiny": True})
+    sd, rep = convert_state_dict(tv, "backbone", {"tiny": True})
     assert sorted(rep.dropped) == ["fc.bias", "fc.weight"] and len(sd) == len(tv) - 2
     vgg = {"audnet." + k: v for k, v in AudioResNet(tiny=True).state_dict().items()}
-    sd, rep = convert_upstream_state_dict({"model_state_dict": vgg}, "audio", {"tiny": True})
+    sd, rep = convert_state_dict({"model_state_dict": vgg}, "audio", {"tiny": True})
     assert sorted(rep.dropped) == ["audnet.fc_.bias", "audnet.fc_.weight"] and "avgpool.centroids" in sd
     with torch.device("meta"):
         full = resnext101_32x8d()  # the torchvision resnext101_32x8d: 88,791,336 parameters

@@ -708,7 +708,8 @@ class _MapStore:
 def _load_audio_at(path: str, spec, stream_index=None) -> "AudioTrack | None":
     from avsal.io.audio import load_audio
 
-    return load_audio(path, sample_rate=spec.sample_rate, stream_index=stream_index, mix=spec.mix)
+    return load_audio(path, sample_rate=spec.sample_rate, stream_index=stream_index, mix=spec.mix,
+                      resampler=getattr(spec, "resampler", "swr"))
 
 
 def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None, donor: str | None = None,

@@ -190,7 +190,8 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
             pass
         elif info.has_audio:
             try:
-                audio = load_audio(path, sample_rate=spec.sample_rate, stream_index=info.audio_stream, mix=spec.mix)
+                audio = load_audio(path, sample_rate=spec.sample_rate, stream_index=info.audio_stream, mix=spec.mix,
+                                   resampler=spec.resampler)
             except InputError as e:
                 warnings.warn(f"{path}: {e.problem}; the audio cues are disabled")
         else:

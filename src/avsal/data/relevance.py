@@ -76,7 +76,7 @@ def load_vggsound_classifier(path: str, tiny: bool | None = None):
 
     from avsal.models.backbones import AudioResNet
     from avsal.models.checkpoints import read_checkpoint
-    from avsal.models.stanet.convert import CheckpointError, convert_upstream_state_dict, unwrap_state_dict
+    from avsal.models.checkpoints import CheckpointError, convert_state_dict, unwrap_state_dict
 
     obj = read_checkpoint(path)
     try:
@@ -84,7 +84,7 @@ def load_vggsound_classifier(path: str, tiny: bool | None = None):
         if tiny is None:
             conv1 = raw.get("audnet.conv1.weight")
             tiny = conv1 is not None and conv1.shape[0] == AudioResNet(tiny=True, num_classes=0).conv1.out_channels
-        trunk, _ = convert_upstream_state_dict(obj, "audio", {"tiny": tiny})
+        trunk, _ = convert_state_dict(obj, "audio", {"tiny": tiny})
     except CheckpointError as e:
         raise InputError(path, str(e)) from None
     head = {k.split("fc_.", 1)[1]: v for k, v in raw.items() if k.startswith("audnet.fc_.")}

@@ -73,7 +73,7 @@ MIXES = ("ffmpeg", "mean")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
-               stream_index: int | None = None, mix: str = "ffmpeg") -> AudioTrack | None:
+               stream_index: int | None = None, mix: str = "ffmpeg", resampler: str = "swr") -> AudioTrack | None:
     """Decode a file's audio to mono float32 at ``sample_rate`` Hz.
 
     The best audio stream is chosen by :func:`avsal.io.video.select_audio_stream` unless
@@ -86,6 +86,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
         mix: ``"ffmpeg"`` (libswresample's mono down-mix; stereo → (L+R)/√2) or ``"mean"`` (the arithmetic
             mean of the channels, ``np.mean(samples, axis=1)`` as the upstream Python code of STANet,
             STAViS and ViNet does).
+        resampler: ``"swr"`` (libswresample, while decoding) or ``"resampy"`` (decode at the native rate,
+            then :func:`resample_kaiser_best`, as upstream Python code that calls ``resampy.resample``).
 
     Returns:
         An :class:`AudioTrack`, or ``None`` when the file has no audio stream.
@@ -97,6 +99,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
     path = os.fspath(path)
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {RESAMPLERS}, got {resampler!r}")
+    if resampler == "resampy":
+        track = load_audio(path, None, stream_index=stream_index, mix=mix)
+        if track is not None and sample_rate is not None and track.sample_rate != int(sample_rate):
+            track.samples = resample_kaiser_best(track.samples, track.sample_rate, int(sample_rate))
+            track.sample_rate = int(sample_rate)
+        return track
     with open_container(path) as container:
         if stream_index is None:
             stream = select_audio_stream(container)
@@ -166,16 +176,7 @@ def load_stanet_audio(path: str | os.PathLike, stream_index: int | None = None, 
         InputError: as :func:`load_audio`.
         ValueError: unknown ``mix`` or ``resampler``.
     """
-    if resampler not in RESAMPLERS:
-        raise ValueError(f"resampler must be one of {RESAMPLERS}, got {resampler!r}")
-    if resampler == "swr":
-        return load_audio(path, STFT_WINDOW, stream_index=stream_index, mix=mix)
-    track = load_audio(path, None, stream_index=stream_index, mix=mix)
-    if track is None or track.sample_rate == STFT_WINDOW:
-        return track
-    track.samples = resample_kaiser_best(track.samples, track.sample_rate, STFT_WINDOW)
-    track.sample_rate = STFT_WINDOW
-    return track
+    return load_audio(path, STFT_WINDOW, stream_index=stream_index, mix=mix, resampler=resampler)
 
 
 def resample_kaiser_best(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -114,10 +114,13 @@ class AudioSpec:
         sample_rate: Hz; ``None`` = the stream's native rate.
         mix: ``"mean"`` (arithmetic mean of the channels, as upstream Python code) or ``"ffmpeg"``
             (libswresample's down-mix; see :func:`avsal.io.audio.load_audio`).
+        resampler: ``"swr"`` (libswresample) or ``"resampy"`` (kaiser_best, as upstream code calling
+            ``resampy.resample``).
     """
 
     sample_rate: int | None = 16000
     mix: str = "mean"
+    resampler: str = "swr"
 
     def to_dict(self) -> dict:
         return asdict(self)

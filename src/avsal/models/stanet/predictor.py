@@ -100,8 +100,8 @@ class STAVideoModel:
     name = "stanet-sta"
     needs_weights = True
     clip = ClipSpec(length=3, anchor=1, source="sampled", edge="replicate")
-    #: upstream ``audiostft.py`` works on 16 kHz mono.
-    audio = AudioSpec(sample_rate=16000, mix="ffmpeg")
+    #: upstream ``audiostft.py``: channel mean, then resampy kaiser_best to 16 kHz (as ``avsal prepare``).
+    audio = AudioSpec(sample_rate=16000, mix="mean", resampler="resampy")
 
     def __init__(self, net: STANet, config: STAInferenceConfig | None = None, **overrides):
         cfg = config or STAInferenceConfig()
