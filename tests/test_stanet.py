@@ -13,10 +13,10 @@ import torch
 from avsal.cli import main
 from avsal.errors import InputError
 from avsal.models import create_model
-from avsal.models.checkpoints import read_checkpoint, read_sidecar
+from avsal.models.checkpoints import CheckpointError, read_checkpoint, read_sidecar, unwrap_state_dict
+from avsal.models.checkpoints import convert_state_dict as convert_upstream_state_dict
 from avsal.models.stanet import SANet, SNet, STANet, STNet
-from avsal.models.stanet.convert import (DROPPED, RULES, CheckpointError, convert_upstream_state_dict,
-                                         unwrap_state_dict)
+from avsal.models.stanet.convert import CONVERSIONS
 from avsal.models.stanet.layers import stack_frames
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -105,7 +105,7 @@ def _to_upstream(sd: dict, name: str) -> dict:
     """Our names back to upstream's (inverse of the conversion rules), with ``module.`` as DataParallel saves."""
     out = {}
     for k, v in sd.items():
-        for pat, rep in RULES[name]:
+        for pat, rep in CONVERSIONS[name].rename:
             up = pat.replace("\\.", ".")
             ours = rep
             if k.startswith(ours) and "(" not in pat:
@@ -124,7 +124,7 @@ def test_tiny_round_trip_through_upstream_names(name, tmp_path):
     path = tmp_path / "up.pth"
     torch.save({"epoch": 3, "state_dict": up}, path)  # nested, as upstream save_checkpoint writes it
     sd, report = convert_upstream_state_dict(read_checkpoint(path), name, {"tiny": True})
-    if DROPPED[name]:
+    if CONVERSIONS[name].dropped:
         assert report.dropped == ["extra_audio_d.weight"] and not report.unexpected
     else:
         assert report.unexpected == ["extra_audio_d.weight"]

@@ -34,16 +34,18 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--overwrite", action="store_true", help="redo videos whose outputs exist")
     pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="model config override, JSON value (e.g. --set w_sync=0.3); repeatable")
+    pr.add_argument("--shard", metavar="K/N", help="predict only inputs K, K+N, K+2N, … of the sorted list (job "
+                    "arrays); under torchrun each rank further takes its share")
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("models", help="list the available models")
 
     cw = sub.add_parser("convert-weights", help="convert an upstream checkpoint to avsal's safetensors format",
-                        description="Map an upstream checkpoint (STANet .pth, torchvision/WSL ResNeXt, VGGSound audio) "
-                                    "onto avsal's names, check every key and shape, and write OUT.safetensors + OUT.json. "
-                                    "Checkpoints are read with torch.load(weights_only=True).")
+                        description="Map an upstream checkpoint onto avsal's names, check every key and shape, and "
+                                    "write OUT.safetensors + OUT.json. Checkpoints are read with "
+                                    "torch.load(weights_only=True). `avsal models` lists the convertible names.")
     cw.add_argument("--model", required=True,
-                    help="stanet-s, stanet-sa, stanet-st, stanet-sta, backbone (ResNeXt-101 32x8d) or audio (VGGSound)")
+                    help="registry name of the network the checkpoint is for (e.g. stanet-sta; see `avsal models`)")
     cw.add_argument("input", metavar="IN", help="upstream checkpoint (.pth, .pth.tar, .pt)")
     cw.add_argument("output", metavar="OUT", help="output .safetensors")
     cw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -87,9 +89,12 @@ def _cmd_predict(args) -> int:
     from avsal.predict import PredictOptions, predict_many
 
     try:
+        from avsal.predict import parse_shard
+
         opts = PredictOptions(model=args.model, weights=args.weights, every=args.every, fps=args.fps,
                               device=args.device, batch_size=args.batch_size, overlay=not args.no_overlay,
-                              overwrite=args.overwrite, model_config=_parse_overrides(args.set))
+                              overwrite=args.overwrite, model_config=_parse_overrides(args.set),
+                              shard=parse_shard(args.shard) if args.shard else None)
         res = predict_many(args.inputs, args.out, opts, progress=not args.quiet,
                            log=lambda m: print(m, file=sys.stderr))
     except (OutputError, InputError, KeyError, ValueError, TypeError) as e:
@@ -109,7 +114,10 @@ def _cmd_models(_args) -> int:
     from avsal.models import list_models
 
     for m in list_models():
-        print(f"{m.name:14s} {'needs weights' if m.needs_weights else 'no weights   '}  {m.description}")
+        uses = "predict" if m.video_factory is not None else "network"
+        conv = ", convertible" if m.conversion is not None else ""
+        print(f"{m.name:16s} {'needs weights' if m.needs_weights else 'no weights   '}  [{uses}{conv}]  "
+              f"{m.description}")
     return 0
 
 
@@ -118,21 +126,25 @@ def _cmd_convert(args) -> int:
 
     from avsal.errors import InputError, OutputError
     from avsal.io.write import sha256_file
-    from avsal.models.checkpoints import read_checkpoint, save_weights
-    from avsal.models.stanet.convert import CheckpointError, convert_upstream_state_dict
+    from avsal.models.checkpoints import CheckpointError, convert_state_dict, read_checkpoint, save_weights
+    from avsal.models.registry import get_entry
 
     try:
         if not args.output.endswith(".safetensors"):
             raise ValueError("OUT must end with .safetensors")
         cfg = _parse_overrides(args.set)
-        sd, report = convert_upstream_state_dict(read_checkpoint(args.input), args.model, cfg)
-        save_weights(sd, args.output, args.model, cfg,
+        try:
+            name = get_entry(args.model).name
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        sd, report = convert_state_dict(read_checkpoint(args.input), name, cfg)
+        save_weights(sd, args.output, name, cfg,
                      provenance={"source": os.path.basename(args.input), "source_sha256": sha256_file(args.input),
                                  "conversion": report.summary()})
     except (InputError, OutputError, CheckpointError, ValueError) as e:
         print(f"avsal convert-weights: error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model}: {len(report.mapped)} tensors mapped, {len(report.dropped)} dropped (modules upstream never "
+    print(f"{name}: {len(report.mapped)} tensors mapped, {len(report.dropped)} dropped (modules upstream never "
           f"uses), {len(report.unexpected)} unexpected -> {args.output}")
     for k in report.dropped:
         print(f"  dropped     {k}")

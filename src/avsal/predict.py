@@ -33,7 +33,8 @@ from avsal.io.audio import load_audio
 from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
 from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
                             sha256_file, write_png)
-from avsal.models import create_video_model, upsample
+from avsal.models import create_video_model
+from avsal.models.base import model_stream, upsample
 
 #: File extensions collected when an input is a folder.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
@@ -59,6 +60,8 @@ class PredictOptions:
         h5_max_side: longer side of the maps stored in ``saliency.h5``.
         overlay_alpha: maximum heat-map opacity in the overlay.
         model_config: overrides of the model's configuration fields.
+        shard: ``(k, n)``: this run predicts only the inputs ``k, k + n, k + 2n, …`` of the sorted input list
+            (``--shard K/N`` for job arrays); under ``torchrun`` the inputs are further split across the ranks.
     """
 
     model: str = "classic-av"
@@ -72,6 +75,7 @@ class PredictOptions:
     h5_max_side: int = 320
     overlay_alpha: float = 0.6
     model_config: dict = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
 
     def sampling(self) -> Sampling:
         return Sampling(every=self.every, fps=self.fps)
@@ -126,6 +130,50 @@ def _check_options(opts: PredictOptions) -> None:
         raise ValueError("give at most one of --every and --fps")
     if opts.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
+    if opts.shard is not None:
+        k, n = opts.shard
+        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
+            raise ValueError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → ``(K, N)`` with ``0 <= K < N``.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects K/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def distributed_rank() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from the environment ``torchrun`` sets (``(0, 1, 0)`` otherwise)."""
+    env = os.environ
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local = int(env.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        return 0, 1, 0
+    if world < 1 or not 0 <= rank < world:
+        return 0, 1, 0
+    return rank, world, local
+
+
+def select_shard(paths: list[str], shard: tuple[int, int] | None, rank: int = 0, world: int = 1) -> list[str]:
+    """The inputs this process predicts: every ``N·W``-th of ``paths`` from ``K·W + rank``.
+
+    ``--shard K/N`` (job arrays) and the ``torchrun`` ranks compose: shard K of N is split again over
+    ``world`` ranks, so N jobs × W ranks cover every input exactly once. The order of ``paths`` is the
+    order given (folders expanded sorted), identical in every process.
+    """
+    k, n = shard or (0, 1)
+    return paths[k * world + rank::n * world]
 
 
 def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps: bool,
@@ -137,9 +185,12 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
         warnings.simplefilter("always")
         info = probe(path)
         audio = None
-        if info.has_audio:
+        spec = getattr(model, "audio", None)
+        if spec is None:
+            pass
+        elif info.has_audio:
             try:
-                audio = load_audio(path, stream_index=info.audio_stream)
+                audio = load_audio(path, sample_rate=spec.sample_rate, stream_index=info.audio_stream, mix=spec.mix)
             except InputError as e:
                 warnings.warn(f"{path}: {e.problem}; the audio cues are disabled")
         else:
@@ -168,7 +219,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
                 yield f
 
         try:
-            for pred in model.stream(counted(iter_frames(path, sampling, info=info)), audio):
+            for pred in model_stream(model, counted(iter_frames(path, sampling, info=info)), audio, (H, W)):
                 full = upsample(pred.saliency, H, W)
                 if keep_maps:
                     maps.append(full)
@@ -323,11 +374,25 @@ def collect_inputs(inputs: list[str]) -> list[str]:
 
 
 def output_names(paths: list[str]) -> dict[str, str]:
-    """Output folder name per input: the file stem, made unique with the extension when stems clash."""
+    """Output folder name per input, unique and stable.
+
+    The file stem; where stems clash, the file name with ``.`` → ``_``; where even file names clash
+    (``d1/clip.mp4``, ``d2/clip.mp4``), that name plus the first 8 hex digits of the SHA-256 of the
+    input's absolute path.
+    """
+    import hashlib
+
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    bases = [os.path.basename(p) for p in paths]
     names = {}
-    for p, s in zip(paths, stems):
-        names[p] = s if stems.count(s) == 1 else os.path.basename(p).replace(".", "_")
+    for p, s, b in zip(paths, stems, bases):
+        if stems.count(s) == 1:
+            names[p] = s
+        elif bases.count(b) == 1:
+            names[p] = b.replace(".", "_")
+        else:
+            tag = hashlib.sha256(os.path.abspath(p).encode()).hexdigest()[:8]
+            names[p] = f"{b.replace('.', '_')}-{tag}"
     return names
 
 
@@ -344,18 +409,27 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
                  log: Callable[[str], None] = print) -> BatchResult:
     """Run the prediction over files and folders; one bad video is reported and the rest still run.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process predicts its share of the inputs
+    (:func:`select_shard`) on its own device (``cuda:LOCAL_RANK`` with ``--device cuda``); no process group
+    is needed, and each video's outputs are identical to a single-process run.
+
     Raises:
         OutputError: ``out`` cannot be written (nothing can be done then).
         KeyError, ValueError: unknown model or bad options.
     """
     _check_options(opts)
-    resolve_device(opts.device)
+    rank, world, local_rank = distributed_rank()
+    device = opts.device
+    if world > 1 and device == "cuda":
+        device = f"cuda:{local_rank}"  # one GPU per torchrun process
+    resolve_device(device)
     root = ensure_writable_dir(out)
-    net = create_video_model(opts.model, weights=opts.weights, device=opts.device, batch_size=opts.batch_size,
+    net = create_video_model(opts.model, weights=opts.weights, device=device, batch_size=opts.batch_size,
                              **opts.model_config)
-    paths = collect_inputs(inputs)
+    all_paths = collect_inputs(inputs)
+    names = output_names(all_paths)  # over every input, so names do not depend on the split
+    paths = select_shard(all_paths, opts.shard, rank, world)
     result = BatchResult()
-    names = output_names(paths)
     for path in tqdm(paths, desc="videos", unit="video", disable=not progress or len(paths) < 2):
         final = os.path.join(root, names[path])
         if os.path.exists(os.path.join(final, "meta.json")) and not opts.overwrite:

@@ -37,7 +37,11 @@ import numpy as np
 
 from avsal.io.audio import AudioTrack
 from avsal.io.video import Frame
+from avsal.models.base import AudioSpec, Prediction, upsample
 from avsal.models.gbvs import GBVSConfig, gbvs
+from avsal.models.registry import register_model
+
+__all__ = ["ClassicAV", "ClassicAVConfig", "Prediction", "centre_prior", "pearson_rows", "upsample", "work_size"]
 
 
 @dataclass(frozen=True)
@@ -77,22 +81,6 @@ class ClassicAVConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class Prediction:
-    """One predicted frame from a streaming model.
-
-    Attributes:
-        index: 0-based decoded frame index.
-        time: seconds (presentation time).
-        saliency: float32 ``[h, w]`` in [0, 1] at the model's working size (aspect ratio of the frame);
-            :func:`avsal.models.upsample_map` brings it to the frame size.
-    """
-
-    index: int
-    time: float
-    saliency: np.ndarray
 
 
 @dataclass
@@ -151,6 +139,10 @@ class ClassicAV:
     name = "classic-av"
     #: Models with weights declare them; this one needs none.
     needs_weights = False
+    #: A streaming model (temporal smoothing and a centred synchrony window): no clip spec, ``stream`` instead.
+    clip = None
+    #: 16 kHz, FFmpeg's down-mix (the loudness envelope of the synchrony cue).
+    audio = AudioSpec(sample_rate=16000, mix="ffmpeg")
 
     def __init__(self, config: ClassicAVConfig | None = None, **overrides):
         cfg = config or ClassicAVConfig()
@@ -314,9 +306,15 @@ class ClassicAV:
         return maps, np.array([p.index for p in preds], np.int64), np.array([p.time for p in preds])
 
 
-def upsample(sal: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a map to ``[height, width]`` (bilinear; INTER_AREA when shrinking), clipped to [0, 1]."""
-    if sal.shape == (height, width):
-        return sal.astype(np.float32, copy=False)
-    interp = cv2.INTER_AREA if height < sal.shape[0] else cv2.INTER_LINEAR
-    return np.clip(cv2.resize(sal, (width, height), interpolation=interp), 0.0, 1.0).astype(np.float32)
+def _factory(weights=None, **cfg) -> ClassicAV:
+    if weights is not None:
+        raise ValueError("model 'classic-av' is training-free and takes no weights file")
+    return ClassicAV(**cfg)
+
+
+def _video_factory(weights=None, device="cpu", batch_size=8, **cfg) -> ClassicAV:
+    return _factory(weights, **cfg)
+
+
+register_model("classic-av", factory=_factory, needs_weights=False, video_factory=_video_factory,
+               description="training-free GBVS + optical-flow motion + audio-visual synchrony + centre prior")

@@ -49,7 +49,7 @@ def load_pretrained(model: torch.nn.Module, backbone: str | None = None, audio: 
     """
     from avsal.errors import InputError
     from avsal.models.checkpoints import read_checkpoint
-    from avsal.models.stanet.convert import CheckpointError, convert_upstream_state_dict
+    from avsal.models.checkpoints import CheckpointError, convert_state_dict
 
     notes = []
     tiny = getattr(getattr(model, "config", None), "tiny", False)
@@ -59,7 +59,7 @@ def load_pretrained(model: torch.nn.Module, backbone: str | None = None, audio: 
         obj = read_checkpoint(path)
         if not path.endswith(".safetensors"):
             try:
-                obj, _ = convert_upstream_state_dict(obj, name, {"tiny": tiny}, partial=True)
+                obj, _ = convert_state_dict(obj, name, {"tiny": tiny}, partial=True)
             except CheckpointError as e:
                 raise InputError(path, str(e)) from None
         missing, unexpected = getattr(model, attr).load_state_dict(obj, strict=False)

@@ -1,19 +1,15 @@
-"""Map upstream checkpoints (STANet, torchvision/WSL ResNeXt, VGGSound audio) onto avsal's networks.
+"""Conversion rules of the STANet family for the checkpoint engine (:mod:`avsal.models.checkpoints`).
 
 Upstream names every new layer ``extra_*`` and keeps the backbones as ``nn.Sequential`` slices of the
 torchvision/VGGSound modules (``features.4`` = ``layer1``, ``features1.N`` = ``layer3.N``,
-``audio_model.8`` = the NetVLAD pooling, ...). :func:`convert_upstream_state_dict` renames every key with
-the rules below, drops the keys of modules upstream defines but never uses (reported as *dropped*), and
-checks the result against the avsal network: a missing key or a shape mismatch raises
-:class:`CheckpointError` naming the key and both shapes; keys no rule knows are reported as *unexpected*.
+``audio_model.8`` = the NetVLAD pooling, ...). :data:`CONVERSIONS` holds, per registry name, the ordered
+renames, the keys of modules upstream defines but never uses (reported as *dropped*) and the target
+network; the engine does the rest (unwrapping, the report, the strict check).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
-import torch
+from avsal.models.checkpoints import ConversionRules
 
 #: Upstream head names → avsal names, per network (regex on the key without ``module.``).
 _COMMON_HEAD = [
@@ -42,7 +38,7 @@ _AUDIO_RULES = [(r"audio_model\.0\.", "audio_net.conv1."), (r"audio_model\.1\.",
 _AUDIO_RULES += [(rf"audio_model\.{i}\.", f"audio_net.{name}.") for i, name in _STAGES.items()]
 _AUDIO_RULES += [(r"audio_model\.8\.", "audio_net.avgpool.")]
 
-RULES: dict[str, list[tuple[str, str]]] = {
+_RULES: dict[str, list[tuple[str, str]]] = {
     "stanet-s": _stem_rules("features") + [(r"extra_convs\.", "classifier."), (r"extra_conv_fusion\.", "fusion."),
                                            (r"extra_gate\.", "self_att.gate.")] + _COMMON_HEAD,
     "stanet-sa": _stem_rules("features") + _AUDIO_RULES + [
@@ -64,7 +60,7 @@ RULES: dict[str, list[tuple[str, str]]] = {
 }
 
 #: Modules upstream defines but never uses in ``forward``: their keys are dropped knowingly.
-DROPPED: dict[str, list[str]] = {
+_DROPPED: dict[str, list[str]] = {
     "stanet-s": [],
     "stanet-sa": [r"extra_audio_d\.", r"Aup\.", r"extra_convs\."],
     "stanet-st": [],
@@ -73,126 +69,33 @@ DROPPED: dict[str, list[str]] = {
     "audio": [r"audnet\.fc_\.", r"audnet\.fc\."],
 }
 
-CONVERTIBLE = tuple(RULES)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the network (missing key, wrong shape, unknown format)."""
+def _network(name: str):
+    def build(**cfg):
+        from avsal.models.backbones import AudioResNet, resnext101_32x8d
+        from avsal.models.stanet.networks import SANet, SNet, STANet, STNet
+
+        if name == "backbone":
+            return resnext101_32x8d(tiny=cfg.get("tiny", False), num_classes=0)
+        if name == "audio":
+            return AudioResNet(tiny=cfg.get("tiny", False), num_classes=0)
+        return {"stanet-s": SNet, "stanet-sa": SANet, "stanet-st": STNet, "stanet-sta": STANet}[name](**cfg)
+    return build
 
 
-@dataclass
-class ConversionReport:
-    """Accounting of a conversion.
+_SOURCES = {
+    "stanet-s": "guotaowang/STANet S branch checkpoint (DataParallel)",
+    "stanet-sa": "guotaowang/STANet SA branch checkpoint (DataParallel)",
+    "stanet-st": "guotaowang/STANet ST branch checkpoint (DataParallel)",
+    "stanet-sta": "guotaowang/STANet STA checkpoint STANet.pth (DataParallel)",
+    "backbone": "torchvision / WSL-Images resnext101_32x8d state_dict",
+    "audio": "VGGSound vggsound_netvlad.pth.tar (model_state_dict)",
+}
 
-    Attributes:
-        mapped: ``(upstream key, avsal key)`` pairs.
-        dropped: upstream keys of modules upstream never uses.
-        unexpected: upstream keys no rule knows (not loaded).
-    """
-
-    mapped: list[tuple[str, str]] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        return {"mapped": len(self.mapped), "dropped": len(self.dropped), "unexpected": len(self.unexpected),
-                "dropped_keys": self.dropped, "unexpected_keys": self.unexpected}
-
-
-def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
-    """The tensor dict inside a loaded checkpoint, with DataParallel ``module.`` prefixes removed.
-
-    Accepts a bare state dict or one nested under ``state_dict`` / ``model_state_dict`` / ``model``
-    (upstream ``save_checkpoint`` and the VGGSound file nest it).
-
-    Raises:
-        CheckpointError: no tensor dictionary found.
-    """
-    for _ in range(3):
-        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-            for k in ("state_dict", "model_state_dict", "model"):
-                if isinstance(obj.get(k), dict):
-                    obj = obj[k]
-                    break
-            else:
-                break
-    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError("no state_dict of tensors found in the checkpoint")
-    out = {}
-    for k, v in obj.items():
-        if not isinstance(v, torch.Tensor):
-            continue
-        while k.startswith("module."):
-            k = k[len("module."):]
-        out[k] = v
-    return out
-
-
-def _target_shapes(model_name: str, config: dict | None) -> dict[str, torch.Size]:
-    from avsal.models.backbones import AudioResNet, resnext101_32x8d
-    from avsal.models.stanet.networks import SANet, SNet, STANet, STNet
-
-    cfg = dict(config or {})
-    with torch.device("meta"):
-        if model_name == "backbone":
-            net = resnext101_32x8d(tiny=cfg.get("tiny", False), num_classes=0)
-        elif model_name == "audio":
-            net = AudioResNet(tiny=cfg.get("tiny", False), num_classes=0)
-        else:
-            net = {"stanet-s": SNet, "stanet-sa": SANet, "stanet-st": STNet, "stanet-sta": STANet}[model_name](**cfg)
-    return {k: v.shape for k, v in net.state_dict().items()}
-
-
-def convert_upstream_state_dict(state_dict, model_name: str, config: dict | None = None,
-                                partial: bool = False) -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Rename an upstream checkpoint's keys to avsal's and check them against the network.
-
-    Args:
-        state_dict: a loaded checkpoint (bare or nested, with or without ``module.``; see
-            :func:`unwrap_state_dict`).
-        model_name: ``stanet-s``, ``stanet-sa``, ``stanet-st``, ``stanet-sta``, ``backbone`` (torchvision/WSL
-            ResNeXt-101 32x8d) or ``audio`` (VGGSound ResNet-18 + NetVLAD).
-        config: :class:`~avsal.models.stanet.STANetConfig` fields of the target network (e.g. ``tiny``).
-        partial: allow avsal keys that the checkpoint does not provide (e.g. heads, when converting a
-            backbone-only file into a full network); they are then simply absent from the result.
-
-    Returns:
-        ``(state_dict, report)``: avsal-named tensors (same objects, not copies) and the accounting.
-
-    Raises:
-        CheckpointError: unknown model name, a key missing (unless ``partial``), or a shape mismatch
-            (the message names the key and both shapes).
-    """
-    if model_name not in RULES:
-        raise CheckpointError(f"unknown model {model_name!r}; convertible: {', '.join(CONVERTIBLE)}")
-    sd = unwrap_state_dict(state_dict)
-    rules = [(re.compile("^" + pat), rep) for pat, rep in RULES[model_name]]
-    dropped = [re.compile("^" + pat) for pat in DROPPED[model_name]]
-    report = ConversionReport()
-    out: dict[str, torch.Tensor] = {}
-    for key, value in sd.items():
-        if any(d.match(key) for d in dropped):
-            report.dropped.append(key)
-            continue
-        for pat, rep in rules:
-            if pat.match(key):
-                new = pat.sub(rep, key, count=1)
-                out[new] = value
-                report.mapped.append((key, new))
-                break
-        else:
-            report.unexpected.append(key)
-    target = _target_shapes(model_name, config)
-    for new, value in out.items():
-        if new not in target:
-            raise CheckpointError(f"{model_name}: checkpoint key maps to {new!r}, which the network does not have")
-        if tuple(value.shape) != tuple(target[new]):
-            src = next(k for k, n in report.mapped if n == new)
-            raise CheckpointError(f"{model_name}: shape mismatch for {src!r} -> {new!r}: checkpoint "
-                                  f"{tuple(value.shape)}, network {tuple(target[new])}")
-    missing = [k for k in target if k not in out]
-    if missing and not partial:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise CheckpointError(f"{model_name}: checkpoint lacks {len(missing)} keys the network needs, e.g. "
-                              f"{', '.join(missing[:5])}{more}")
-    return out, report
+#: Conversion rules per name (``backbone`` and ``audio`` are the init files of the backbones).
+CONVERSIONS: dict[str, ConversionRules] = {
+    name: ConversionRules(rename=tuple(_RULES[name]), dropped=tuple(_DROPPED[name]), network=_network(name),
+                          source=_SOURCES[name])
+    for name in _RULES
+}

@@ -2,9 +2,11 @@
 
 Frame t of the *sampled* sequence is predicted from the triplet (t, t−1, t+1) and the one-second audio
 windows centred on those frames; at the ends the missing neighbour is replaced by frame t itself
-(replicate padding). Upstream ``test.py`` pushes every triplet through the whole network, so each frame
-goes through ResNeXt-101 and the audio net three times; here each frame is encoded **once**
-(:meth:`STANet.encode`, batched) and its features are reused by the three triplets that need them.
+(replicate padding). In the inference contract of :mod:`avsal.models.base` this is
+``ClipSpec(length=3, anchor=1, source="sampled", edge="replicate")``. Upstream ``test.py`` pushes every
+triplet through the whole network, so each frame goes through ResNeXt-101 and the audio net three times;
+here ``encode`` runs each frame **once** (:meth:`STANet.encode`, batched) and ``decode`` reuses its features
+in the three triplets that need them.
 
 Output map (stanet.md §5): the centre frame's finest read-out ``f0_0`` (or ``f0_1``), sigmoid, divided
 by its max, optionally blurred with a Gaussian of ``blur_sigma`` pixels at the network resolution (σ = 7
@@ -22,7 +24,7 @@ import torch
 
 from avsal.io.audio import AudioTrack, stft_features_at
 from avsal.io.video import Frame
-from avsal.models.classic import Prediction
+from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, run_clips
 from avsal.models.stanet.networks import FrameFeatures, STANet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -82,12 +84,16 @@ class STAVideoModel:
         net: a :class:`STANet` with weights loaded.
         config: :class:`STAInferenceConfig`; keyword overrides allowed.
 
-    ``stream(frames, audio)`` yields a :class:`~avsal.models.classic.Prediction` per selected frame, with a
-    float32 ``[input_size, input_size]`` map in [0, 1].
+    A clip model of :mod:`avsal.models.base`: ``encode`` gives per-frame :class:`FrameFeatures`, ``decode``
+    maps triplets (in temporal order t−1, t, t+1) to float32 ``[input_size, input_size]`` maps in [0, 1].
+    ``stream(frames, audio)`` runs it over a frame iterator (:func:`avsal.models.base.run_clips`).
     """
 
     name = "stanet-sta"
     needs_weights = True
+    clip = ClipSpec(length=3, anchor=1, source="sampled", edge="replicate")
+    #: upstream ``audiostft.py`` works on 16 kHz mono.
+    audio = AudioSpec(sample_rate=16000, mix="ffmpeg")
 
     def __init__(self, net: STANet, config: STAInferenceConfig | None = None, **overrides):
         cfg = config or STAInferenceConfig()
@@ -96,6 +102,7 @@ class STAVideoModel:
         if cfg.output not in ("f0_0", "f0_1"):
             raise ValueError(f"output must be 'f0_0' or 'f0_1', got {cfg.output!r}")
         self.config = cfg
+        self.batch_size = max(1, cfg.batch_size)
         self.device = torch.device(cfg.device)
         self.net = net.eval().to(self.device)
         set_memory_format(self.net, torch.channels_last if cfg.channels_last else torch.contiguous_format)
@@ -114,9 +121,15 @@ class STAVideoModel:
             feats = self.net.encode(x, a)
         return [feats.index(slice(i, i + 1)) for i in range(len(frames))]
 
+    def decode(self, clips: list[list[ClipItem]], audio: AudioTrack | None = None,
+               frame_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Maps ``float32 [N, S, S]`` in [0, 1] of N triplets ``[t−1, t, t+1]`` of encoded frames."""
+        return self.decode_triplets([c[1].data for c in clips], [c[0].data for c in clips],
+                                    [c[2].data for c in clips])
+
     @torch.inference_mode()
-    def decode(self, centre: list[FrameFeatures], prev: list[FrameFeatures], nxt: list[FrameFeatures]
-               ) -> np.ndarray:
+    def decode_triplets(self, centre: list[FrameFeatures], prev: list[FrameFeatures], nxt: list[FrameFeatures]
+                        ) -> np.ndarray:
         """Saliency maps ``float32 [N, S, S]`` in [0, 1] of N centre frames from their neighbours' features."""
         size = (self.config.input_size, self.config.input_size)
         with self._autocast():
@@ -137,49 +150,13 @@ class STAVideoModel:
         """Predict every selected frame (unselected frames are skipped), in order.
 
         A missing soundtrack is replaced by silence (all-zero features); the caller records the warning.
+
+        Raises:
+            ValueError: a soundtrack that is not at 16 kHz.
         """
         if audio is not None and audio.sample_rate != 16000:
             raise ValueError("stanet-sta needs the soundtrack at 16 kHz")
-        bs = max(1, self.config.batch_size)
-        meta: list[tuple[int, float]] = []   # (index, time) of encoded frames not yet emitted, + 1 before
-        feats: list[FrameFeatures] = []      # their features, aligned with meta
-        done = 0                             # number of frames emitted so far (absolute position)
-        base = 0                             # absolute position of feats[0]
-        batch: list[Frame] = []
-
-        def flush(final: bool) -> Iterator[Prediction]:
-            nonlocal done, base
-            last = base + len(feats) - 1     # absolute position of the newest encoded frame
-            todo = list(range(done, last + 1 if final else last))  # a frame needs its successor unless final
-            if not todo:
-                return
-            centre = [feats[p - base] for p in todo]
-            prev = [feats[max(p - 1, 0) - base] if p > 0 else feats[p - base] for p in todo]
-            nxt = [feats[min(p + 1, last) - base] for p in todo]
-            maps = self.decode(centre, prev, nxt)
-            for p, m in zip(todo, maps):
-                idx, t = meta[p - base]
-                yield Prediction(index=idx, time=t, saliency=m)
-            done = todo[-1] + 1
-            keep_from = max(done - 1, base)  # the previous frame of the next centre must stay
-            del feats[: keep_from - base]
-            del meta[: keep_from - base]
-            base = keep_from
-
-        for f in frames:
-            if not f.selected:
-                continue
-            batch.append(f)
-            if len(batch) == bs:
-                feats.extend(self.encode(batch, audio))
-                meta.extend((b.index, b.time) for b in batch)
-                batch = []
-                yield from flush(final=False)
-        if batch:
-            feats.extend(self.encode(batch, audio))
-            meta.extend((b.index, b.time) for b in batch)
-        if feats:
-            yield from flush(final=True)
+        return run_clips(self, frames, audio)
 
     @torch.inference_mode()
     def naive_triplets(self, frames: list[Frame], audio: AudioTrack | None, batch_size: int = 2) -> np.ndarray:
