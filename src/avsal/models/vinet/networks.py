@@ -275,8 +275,9 @@ class SoundNet8(nn.Module):
     """SoundNet-8 in ViNet's layout (upstream ``model.py`` ``SoundNet``): 2D convs with ``(k, 1)`` kernels.
 
     Layers ``conv1…conv7`` with ``batchnorm1…7`` (BN eps 1e-5, momentum 0.1) and ReLU; max-pools (8,1)
-    after 1 and 2, (4,1) after 5; no pool after conv7. ``conv8_objs`` (1024→1000) and ``conv8_scns``
-    (1024→401) are defined as upstream does (so the checkpoint keys exist) but never used in ``forward``.
+    after 1 and 2, (4,1) after 5; no pool after conv7. Upstream also defines ``conv8_objs`` (1024→1000)
+    and ``conv8_scns`` (1024→401, together 11,478,393 parameters) but never calls them: they are not built
+    here, and the converter reports their checkpoint keys as *dropped*.
 
     Input ``[B, 1, N, 1]`` waveform (N = 70,560 for AViNet) → ``[B, 1024, L, 1]`` (L = 3 for 70,560).
     """
@@ -295,8 +296,6 @@ class SoundNet8(nn.Module):
             if pool:
                 setattr(self, f"maxpool{i}", nn.MaxPool2d((pool, 1), stride=(pool, 1)))
             cin = cout
-        self.conv8_objs = nn.Conv2d(cin, _w(1000, tiny), (8, 1), stride=(2, 1))
-        self.conv8_scns = nn.Conv2d(cin, _w(401, tiny), (8, 1), stride=(2, 1))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         x = waveform
@@ -354,8 +353,8 @@ class AViNet(nn.Module):
     ``[B,1024,3]``; ``bilinear`` = ``nn.Bilinear(42, 3, 336)`` pairs visual channel c with audio channel c →
     ``[B,1024,4,7,12]``, which **replaces** y0 at the decoder input. With ``use_transformer`` the fused
     features go through ``conv_in_1x1`` → :class:`Transformer` (d 336, ``transformer_channels`` tokens) →
-    ``conv_out_1x1`` first. 45,494,970 parameters at full size (11,478,393 of them in the unused
-    ``audionet.conv8_*``); 47,603,770 with the transformer.
+    ``conv_out_1x1`` first. 34,016,577 parameters at full size (upstream's 45,494,970 less the
+    11,478,393 of SoundNet's unused ``conv8_*``, which are not built); 36,125,377 with the transformer.
 
     Args:
         tiny, use_transformer, transformer_channels, nhead, num_encoder_layers: see :class:`ViNetConfig`.
