@@ -135,7 +135,10 @@ class ViNetVideoModel:
         for c in clips:
             if len(c) != CLIP_LENGTH:
                 raise ValueError(f"{self.name} needs clips of {CLIP_LENGTH} frames, got {len(c)}")
-        x = torch.stack([torch.stack([it.data for it in c], dim=1) for c in clips])
+        x = torch.empty((len(clips), 3, CLIP_LENGTH, *INPUT_HW), dtype=torch.float32)
+        for n, c in enumerate(clips):
+            for t, it in enumerate(c):
+                x[n, :, t].copy_(it.data)
         a = self.audio_input(clips, audio) if self.uses_audio else None
         maps = self.predict_clips(x, a)
         hw = frame_hw or INPUT_HW
