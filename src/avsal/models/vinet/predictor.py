@@ -61,9 +61,10 @@ class ViNetInferenceConfig:
         return asdict(self)
 
 
-def preprocess(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` RGB → float32 ``[3, 224, 384]``: PIL bilinear resize, /255, ImageNet mean/std."""
-    h, w = INPUT_HW
+def preprocess(rgb: np.ndarray, hw: tuple[int, int] = INPUT_HW) -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` RGB → float32 ``[3, h, w]`` (default 224×384): PIL bilinear resize, /255, ImageNet
+    mean/std."""
+    h, w = hw
     img = Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.BILINEAR)
     x = np.asarray(img, dtype=np.float32) / 255.0
     x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
