@@ -58,11 +58,11 @@ def dhf1k_root(tmp_path_factory):
 
 
 def _task(root, **kw):
-    return ViNetTask(data=root, model="vinet", tiny=True, input_hw=(64, 96), **kw)
+    return ViNetTask(data=root, model="vinet", tiny=True, input_hw=(32, 64), **kw)
 
 
 def _cfg(**kw):
-    return vinet_train_config(**{"batch_size": 2, "epochs": 100, "lr": 1e-3, "device": "cpu", "save_every": 0,
+    return vinet_train_config(**{"batch_size": 1, "epochs": 100, "lr": 2e-3, "device": "cpu", "save_every": 0,
                                  **kw})
 
 
@@ -72,7 +72,7 @@ def test_dhf1k_reader(dhf1k_root, tmp_path):
     assert len(items[0].frames) == 34 and items[0].maps[-1].endswith("0034.png")
     ds = _task(dhf1k_root).dataset()
     clip, gt, audio, idx = ds[1]
-    assert clip.shape == (3, 32, 64, 96) and gt.shape == (64, 96) and audio.numel() == 0 and idx == 1
+    assert clip.shape == (3, 32, 32, 64) and gt.shape == (32, 64) and audio.numel() == 0 and idx == 1
     assert 0.9 < float(gt.max()) <= 1.0
     assert 0 <= ds.start(1) <= 2
     with pytest.raises(InputError, match="no <video>/images"):
@@ -81,14 +81,14 @@ def test_dhf1k_reader(dhf1k_root, tmp_path):
 
 def test_training_loss_falls_and_resume_is_exact(dhf1k_root, tmp_path):
     a = str(tmp_path / "a")
-    res = fit(_task(dhf1k_root), _cfg(max_iters=8), a, progress=False)
+    res = fit(_task(dhf1k_root), _cfg(max_iters=6), a, progress=False)
     losses = res["losses"]
-    assert len(losses) == 8 and np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
+    assert len(losses) == 6 and np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
     cfg = read_checkpoint(os.path.join(a, "checkpoints", "last.pt"))
     assert "exp_avg" in str(cfg["optimizer"]["state"][0].keys())  # Adam, as upstream
     b = str(tmp_path / "b")
-    fit(_task(dhf1k_root), _cfg(max_iters=5), b, progress=False)
-    fit(_task(dhf1k_root), _cfg(max_iters=8), b, resume=True, progress=False)
+    fit(_task(dhf1k_root), _cfg(max_iters=3), b, progress=False)  # "killed" inside epoch 2
+    fit(_task(dhf1k_root), _cfg(max_iters=6), b, resume=True, progress=False)
     wa = read_checkpoint(os.path.join(a, "checkpoints", "last.pt"))["model"]
     wb = read_checkpoint(os.path.join(b, "checkpoints", "last.pt"))["model"]
     for k in wa:
