@@ -117,3 +117,37 @@ def _config(tmp_path, d) -> str:
     p = tmp_path / "cfg.json"
     p.write_text(json.dumps(d))
     return str(p)
+
+
+def test_avinet_on_the_stavis_layout(tmp_path):
+    """AV sets: frames, eyeMaps, the wav and the fold list's fps give AViNet's audio buffer; one training step."""
+    from scipy.io import wavfile
+
+    from avsal.io.audio import load_audio
+    from avsal.models.vinet.audio import clip_audio
+
+    root = tmp_path / "av"
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "fold_lists")
+    (root / "fold_lists" / "DIEM_list_train_1_fps.txt").write_text("clipA 33 25\n")
+    for sub in ("video_frames/DIEM/clipA", "annotations/DIEM/clipA/maps", "video_audio/DIEM/clipA"):
+        os.makedirs(root / sub)
+    for i in range(1, 34):
+        cv2.imwrite(str(root / "video_frames/DIEM/clipA" / f"img_{i:05d}.jpg"),
+                    rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "annotations/DIEM/clipA/maps" / f"eyeMap_{i:05d}.jpg"), _blob(24, 32))
+    wav = root / "video_audio/DIEM/clipA/clipA.wav"
+    wavfile.write(str(wav), 16000, (rng.normal(0, 0.2, (16000 * 2, 2)) * 32767).clip(-32767, 32767).astype(np.int16))
+    task = ViNetTask(data=str(root), model="avinet", layout="stavis", datasets=("DIEM",), tiny=True)
+    ds = task.dataset()
+    clip, gt, audio, _ = ds[0]
+    s = ds.start(0)
+    assert clip.shape == (3, 32, 224, 384) and gt.shape == (224, 384) and audio.shape == (1, 70560, 1)
+    track = load_audio(str(wav), sample_rate=None, mix="mean")
+    assert track.sample_rate == 16000
+    expect = clip_audio(track, np.arange(s, s + 32) / 25.0, 1 / 25.0)
+    assert np.array_equal(audio[0, :, 0].numpy(), expect) and np.abs(expect).max() > 1
+    res = fit(task, _cfg(max_iters=1), str(tmp_path / "run"), progress=False)
+    assert res["step"] == 1 and np.isfinite(res["last_loss"])
+    with pytest.raises(InputError, match="fold list not found"):
+        ViNetTask(data=str(root), model="avinet", layout="stavis", datasets=("AVAD",), tiny=True).dataset()
