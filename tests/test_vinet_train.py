@@ -106,7 +106,7 @@ def test_cli_train_vinet_and_avinet_options(dhf1k_root, tmp_path):
     with open(os.path.join(out, "config.json")) as f:
         conf = json.load(f)
     assert conf["task"]["losses"] == {"cc": True, "kldiv": False}
-    assert conf["train"]["optimizer"] == "adam" and conf["train"]["lr"] == 1e-4 and conf["train"]["epochs"] == 40
+    assert conf["train"]["lr"] == 1e-4 and conf["train"]["epochs"] == 40 and conf["train"]["weight_decay"] == 0
     with pytest.raises(ValueError, match="only runs at 224"):
         ViNetTask(data=dhf1k_root, model="avinet", input_hw=(64, 96))
 

@@ -63,6 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from avsal import pipeline
 
     pipeline.add_parser(sub)
+    from avsal import ablate
+
+    ablate.add_parser(sub)
 
     de = sub.add_parser("demo", help="make a synthetic audio-visual clip and predict it",
                         description="Writes DIR/demo.mp4 (a disc hopping with beeps, another circling silently), "
@@ -204,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         from avsal.evaluate import command as evaluate_command
 
         return evaluate_command.run(args)
+    if args.command == "ablate-audio":
+        from avsal import ablate
+
+        return ablate.run(args)
     return 2  # pragma: no cover
 
 

@@ -8,6 +8,8 @@ protocol adds around them:
   dataset aggregation (STAViS ``eval_code``; ViNet's variant);
 * :mod:`avsal.evaluate.readers`: fold lists, the STAViS release layout, prediction folders,
   DIEM raw gaze, MIT1003-style image datasets;
+* :mod:`avsal.evaluate.gaze`: raw gaze (CSV, Andersson, DIEM; DHF1K maps) -> per-frame fixation and
+  density maps, and scores beside a centre Gaussian and the inter-observer ceiling (``docs/gaze.md``);
 * :mod:`avsal.evaluate.report`: CSV / JSON / Markdown / figures;
 * :mod:`avsal.evaluate.command`: the ``avsal evaluate`` sub-command (``add_parser``, ``run``).
 
@@ -16,11 +18,11 @@ Only :func:`imresize` is imported eagerly; the submodules load on first attribut
 
 from avsal.evaluate.resize import imresize
 
-__all__ = ["imresize", "protocol", "readers", "report", "command"]
+__all__ = ["imresize", "protocol", "readers", "gaze", "report", "command"]
 
 
 def __getattr__(name):
-    if name in ("protocol", "readers", "report", "command"):
+    if name in ("protocol", "readers", "gaze", "report", "command"):
         import importlib
 
         return importlib.import_module(f"avsal.evaluate.{name}")

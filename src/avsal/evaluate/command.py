@@ -7,6 +7,8 @@ Usage::
                    [--metrics cc,nss,auc_j,sim,sauc] [--jobs N] [--seed S]
                    [--layout auto|stavis|avsal|numbered] [--pattern %04d.png] [--first-index 1]
                    [--fold-lists DIR] [--uint8] [--strict] [--no-plots] [--quiet]
+    avsal evaluate --gaze RECORDING [--video VIDEO] [--pred DIR] --out REPORT_DIR [--sigma PX] ...
+                   (one video against real gaze: see run_gaze and avsal.evaluate.gaze)
 
 Writes ``per_frame.csv``, ``per_video.csv``, ``summary.json``, ``summary.md``, ``per_video.png``
 and ``examples.png`` into ``REPORT_DIR`` (see :mod:`avsal.evaluate.report`).
@@ -31,10 +33,11 @@ from avsal.errors import InputError, OutputError
 from avsal.evaluate.protocol import (FRAME_MODES, METRIC_LABELS, PAPER_METRICS, PROTOCOLS, STAVIS_FIRST_FRAME,
                                      ProtocolConfig, VideoJob, VideoResult, aggregate, evaluate_video,
                                      parse_metrics)
-from avsal.evaluate.readers import PredictionSpec, StavisLayout, check_pattern, find_prediction_dir
+from avsal.evaluate.readers import (PredictionSpec, StavisLayout, check_pattern, find_prediction_dir,
+                                    list_prediction_frames)
 from avsal.parallel import single_threaded_children
 
-__all__ = ["add_parser", "run", "run_jobs"]
+__all__ = ["add_parser", "run", "run_jobs", "run_gaze"]
 
 _DESCRIPTION = """\
 Score saliency predictions against a dataset in the STAViS release layout
@@ -47,6 +50,10 @@ dataset = mean over the test videos of the 3 folds (DIEM: mean of the split mean
 Predictions are looked for in PRED/split<s>_results/<db>/<video>/ (STAViS: pred_sal_%06d.jpg),
 PRED/<db>/<video>/ or PRED/<video>/ (e.g. avsal predict output: maps/%06d.png, 1-based frame).
 
+With --gaze RECORDING [--video VIDEO] [--pred DIR]: one video against a real gaze recording
+(CSV, Andersson .mat, DIEM folder, DHF1K folder), beside a centre Gaussian and the inter-observer
+ceiling (see the "real gaze" options below and docs/gaze.md).
+
 Exit codes: 0 all scored; 1 some videos failed or frames were missing (reported); 2 bad usage
 or input (or any problem with --strict)."""
 
@@ -58,13 +65,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         The new sub-parser (its arguments are described by ``avsal evaluate --help``).
     """
     p = subparsers.add_parser(
-        "evaluate", help="score predictions on a STAViS-layout dataset (paper-exact metrics)",
+        "evaluate", help="score predictions on a STAViS-layout dataset (paper-exact metrics) or on real gaze",
         description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", required=True, metavar="ROOT",
+    p.add_argument("--data-root", metavar="ROOT",
                    help="STAViS data folder (holding annotations/ and fold_lists/), or its parent")
-    p.add_argument("--dataset", required=True, metavar="NAME",
+    p.add_argument("--dataset", metavar="NAME",
                    help="AVAD, DIEM, Coutrot1, Coutrot2, ETMD, SumMe (or a folder of ROOT/annotations)")
-    p.add_argument("--pred", required=True, metavar="DIR", help="folder of the predictions")
+    p.add_argument("--pred", metavar="DIR",
+                   help="folder of the predictions (required, except with --gaze: references only)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder (created if needed)")
     p.add_argument("--split", default="all", choices=("1", "2", "3", "all"),
                    help="test split(s) to score (default all)")
@@ -75,8 +83,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "all: every frame (default for vinet)")
     p.add_argument("--first-frame", type=int, default=STAVIS_FIRST_FRAME, metavar="K",
                    help=f"first frame scored with --frames stavis (default {STAVIS_FIRST_FRAME})")
-    p.add_argument("--metrics", default=",".join(PAPER_METRICS), metavar="LIST",
-                   help="comma-separated: cc,nss,auc_j,sim,sauc (default), also kld, auc_b, auc_j_nojitter")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated: cc,nss,auc_j,sim,sauc (default; with --gaze also kld), "
+                        "also kld, auc_b, auc_j_nojitter")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="videos scored in parallel (processes); 0 = one per CPU; results do not depend on N")
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -93,7 +102,45 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 2 on any failed video or missing frame")
     p.add_argument("--no-plots", action="store_true", help="do not draw per_video.png and examples.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_gaze_args(p)
     return p
+
+
+def _add_gaze_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "real gaze (--gaze)", "score one video's predictions against a raw gaze recording (avsal.evaluate.gaze), "
+        "beside a centre Gaussian and the inter-observer (leave-one-viewer-out) ceiling; "
+        "--data-root/--dataset are not used")
+    g.add_argument("--gaze", metavar="PATH",
+                   help="a CSV (viewer,t_s,x_px,y_px[,event]), Andersson .mat file or folder, a DIEM video folder "
+                        "(with event_data/) or a DHF1K-layout folder (fixation/, maps/)")
+    g.add_argument("--video", metavar="FILE",
+                   help="the video the gaze was recorded on: frame count, fps and size (required for raw gaze, "
+                        "except DIEM: size from the folder name, 30 fps)")
+    g.add_argument("--gaze-name", metavar="NAME",
+                   help="stimulus name inside an Andersson folder (default: the --video file stem); "
+                        "also the prediction sub-folder looked for in --pred")
+    g.add_argument("--coder", metavar="ID", help="Andersson event coder (MN or RA; default the first)")
+    g.add_argument("--screen", metavar="WxH",
+                   help="screen size in px: the video is centred at native size on it (CSV; default: "
+                        "coordinates are video pixels)")
+    g.add_argument("--offset", metavar="X,Y", help="screen position (px) of the video's top-left corner")
+    g.add_argument("--scale", metavar="S[,SY]", help="screen px per video px (with --offset; default 1)")
+    g.add_argument("--px-per-degree", type=float, metavar="P",
+                   help="video px per degree of visual angle (CSV; sets the default sigma of 1 degree and "
+                        "the I-VT threshold unit deg/s)")
+    g.add_argument("--ivt-threshold", type=float, metavar="V",
+                   help="I-VT velocity threshold for unlabelled samples: deg/s with --px-per-degree (default 30), "
+                        "else px/s (then required)")
+    g.add_argument("--sigma", type=float, metavar="PX",
+                   help="density sigma in video px (default 1 degree when the geometry is known, else 40 px)")
+    g.add_argument("--centre-sigma", type=float, default=0.25, metavar="F",
+                   help="centre Gaussian std as a fraction of height and width (default 0.25)")
+    g.add_argument("--gaze-offset", type=float, default=0.0, metavar="S",
+                   help="time (s) of the video's first frame on the gaze clock (default 0)")
+    g.add_argument("--events", default="fixation,pursuit", metavar="LIST",
+                   help="events that make fixation points (default fixation,pursuit)")
+    g.add_argument("--frame-step", type=int, default=1, metavar="N", help="score every N-th frame (default 1)")
 
 
 def _err(msg: str) -> None:
@@ -156,6 +203,15 @@ def run(args: argparse.Namespace) -> int:
         0 all listed videos scored on all selected frames; 1 partial (failed videos or
         missing frames, all reported); 2 bad usage or input, or any problem with ``--strict``.
     """
+    if getattr(args, "gaze", None):
+        return run_gaze(args)
+    missing = [o for o, v in (("--data-root", args.data_root), ("--dataset", args.dataset), ("--pred", args.pred))
+               if not v]
+    if missing:
+        _err(f"{', '.join(missing)} required (or --gaze for a real-gaze recording)")
+        return 2
+    if args.metrics is None:
+        args.metrics = ",".join(PAPER_METRICS)
     t0 = time.perf_counter()
     quiet = getattr(args, "quiet", False)
     # ---- arguments and inputs that make the whole run impossible: exit 2
@@ -256,3 +312,144 @@ def write_report_safe(out, results, scores, metrics, meta, plots=True) -> dict:
     from avsal.evaluate.report import write_report
 
     return write_report(out, results, scores, metrics, meta, plots=plots)
+
+
+# --------------------------------------------------------------------------------------
+# --gaze: one video against a real gaze recording
+# --------------------------------------------------------------------------------------
+
+
+def _pair(text: str, opt: str, n_min: int = 2) -> tuple[float, ...]:
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{opt} expects numbers, got {text!r}") from None
+    if not n_min <= len(vals) <= 2:
+        raise ValueError(f"{opt} expects {'two numbers' if n_min == 2 else 'one or two numbers'}, got {text!r}")
+    return vals
+
+
+def _gaze_mapping(args):
+    from avsal.evaluate.gaze import ScreenMapping
+
+    if args.screen and (args.offset or args.scale):
+        raise ValueError("give either --screen or --offset/--scale")
+    if args.offset or args.scale:
+        ox, oy = _pair(args.offset, "--offset") if args.offset else (0.0, 0.0)
+        sc = _pair(args.scale, "--scale", 1) if args.scale else (1.0,)
+        return ScreenMapping(ox, oy, sc[0], sc[-1])
+    return None
+
+
+def run_gaze(args: argparse.Namespace) -> int:
+    """Run ``avsal evaluate --gaze``: score one video's predictions against a gaze recording.
+
+    Writes ``per_frame.csv``, ``summary.csv``, ``summary.json`` and ``summary.md`` into ``--out``
+    (:func:`avsal.evaluate.gaze.write_gaze_report`).
+
+    Returns:
+        0 scored; 1 some frames had no prediction (reported; 2 with ``--strict``); 2 bad usage or
+        input.
+    """
+    from pathlib import Path
+
+    from avsal.evaluate import gaze as G
+
+    t0 = time.perf_counter()
+    try:
+        metrics = parse_metrics(args.metrics or ",".join(G.GAZE_METRICS))
+        events = []
+        for e in args.events.split(","):
+            if e.strip().lower() not in G._EVENT_ALIASES:
+                raise ValueError(f"--events: unknown event {e!r} (fixation, pursuit, saccade, pso, blink, undefined)")
+            events.append(G._EVENT_ALIASES[e.strip().lower()])
+        cfg = G.GazeScoreConfig(metrics=metrics, sigma=args.sigma, centre_sigma=(args.centre_sigma,) * 2,
+                                protocol=args.protocol, seed=int(args.seed), frame_step=args.frame_step)
+        spec_pattern = args.pattern
+        if spec_pattern is not None:
+            check_pattern(spec_pattern)
+        mapping = _gaze_mapping(args)
+    except ValueError as e:
+        _err(str(e))
+        return 2
+    gaze_path = Path(args.gaze)
+    meta = {"gaze": str(gaze_path.resolve()), "seed": int(args.seed), "protocol": args.protocol,
+            "centre_sigma": [args.centre_sigma] * 2, "metrics": list(metrics)}
+    try:
+        if (gaze_path / "fixation").is_dir() and (gaze_path / "maps").is_dir():
+            if args.sigma is not None:
+                raise ValueError("--sigma cannot be set for a DHF1K-layout folder (its density maps are given)")
+            fix = G.load_dhf1k(gaze_path)
+            name = args.gaze_name or gaze_path.name
+            meta.update(format="dhf1k", frames=fix.nframes, size=list(fix.size))
+            if args.video:
+                meta["video"] = str(Path(args.video).resolve())
+        else:
+            diem = gaze_path.is_dir() and (gaze_path.name == "event_data" or (gaze_path / "event_data").is_dir())
+            if not args.video and not diem:
+                raise ValueError("--video is required with a raw gaze recording (frame times and size)")
+            if args.video:
+                from avsal.io.video import probe
+
+                info = probe(args.video)
+                n, fps = info.n_frames or int(round(info.duration * info.fps)), info.fps
+                size = (info.height, info.width)
+                name = args.gaze_name or Path(args.video).stem
+            else:  # DIEM: size from the folder name, one sample per 30 fps frame
+                rec = G.load_diem(gaze_path)
+                n, fps, size = max(v.t.size for v in rec.viewers), G.DIEM_FPS, rec.size
+                name = args.gaze_name or rec.name
+            if mapping is None and args.screen:
+                sw, sh = _pair(args.screen, "--screen")
+                mapping = G.ScreenMapping.centred((sw, sh), size)
+            ivt = {"threshold": args.ivt_threshold} if args.ivt_threshold is not None else None
+            if args.video:
+                rec = G.load_gaze(gaze_path, size=size, video=name, mapping=mapping,
+                                  px_per_degree=args.px_per_degree, coder=args.coder, ivt=ivt)
+            fix = G.fixation_maps(rec, G.video_frame_times(n, fps, start=args.gaze_offset), size,
+                                  events=events)
+            meta.update(format=rec.meta.get("format"), video=str(Path(args.video).resolve()) if args.video else None,
+                        fps=fps,
+                        frames=n, size=list(size), viewers=rec.viewer_ids, mapping=rec.mapping.to_dict(),
+                        px_per_degree=rec.px_per_degree, event_labels=rec.events_from,
+                        fixation_events=[G.EVENT_NAMES[e] for e in events], gaze_offset_s=args.gaze_offset)
+            if "ivt" in rec.meta:
+                meta["ivt"] = rec.meta["ivt"]
+            if "coders" in rec.meta:
+                meta["coders"] = rec.meta["coders"]
+        pred = None
+        if args.pred:
+            root = Path(args.pred)
+            if not root.is_dir():
+                raise InputError(root, "prediction folder not found")
+            stems = [name] + ([Path(args.video).stem] if args.video else [])
+            pdir = next((root / s for s in stems if (root / s).is_dir()), root)
+            spec = PredictionSpec(str(root), layout=args.layout, pattern=spec_pattern, first_index=args.first_index)
+            layout, files = list_prediction_frames(pdir, spec, range(1, fix.nframes + 1))
+            pred = {k: p for k, p in files.items() if 1 <= k <= fix.nframes}
+            if not pred:
+                raise InputError(pdir, f"no prediction files for frames 1..{fix.nframes} (layout {layout}, "
+                                       f"first index {args.first_index})")
+            meta.update(pred=str(pdir.resolve()), prediction_layout=layout)
+        from avsal.io.write import ensure_writable_dir
+
+        out = ensure_writable_dir(args.out)
+        scores = G.score_against_gaze(pred, fix, cfg, name=name)
+        if not scores.frames:
+            raise InputError(gaze_path, "no frame with a fixation (and a prediction) to score")
+        summary = G.write_gaze_report(out, scores, meta)
+    except (InputError, OutputError, ValueError) as e:
+        _err(str(e))
+        return 2
+    print(f"{name}: {summary['n_frames_scored']} frames scored, density sigma "
+          f"{'dataset maps' if scores.sigma is None else f'{scores.sigma:.1f} px'}")
+    for r, m in scores.means.items():
+        print(f"  {r:18s} " + "  ".join(f"{METRIC_LABELS.get(k, k)} {_num(v)}" for k, v in m.items()))
+    for note in scores.notes:
+        print(f"  note: {note}")
+    print(f"report: {os.path.join(out, 'summary.md')} ({time.perf_counter() - t0:.1f} s)")
+    if scores.missing:
+        print(f"avsal evaluate: partial result: {len(scores.missing)} frames without prediction", file=sys.stderr)
+        return 2 if args.strict else 1
+    return 0

@@ -15,7 +15,9 @@
   :func:`find_prediction_dir`, :func:`list_prediction_frames`): STAViS's ``pred_sal_%06d.jpg``,
   avsal's own ``<pred>/<video>/maps/%06d.png`` and a printf ``pattern`` for others.
 * **DIEM raw gaze** (:func:`read_diem_event_file`, :func:`load_diem_video`, :class:`DiemGaze`):
-  per-frame fixation points, binary fixation maps and Gaussian density maps in video coordinates.
+  per-frame fixation points, binary fixation maps and Gaussian density maps in video coordinates
+  (one of the gaze readers of :mod:`avsal.evaluate.gaze`, which shares its screen mapping and
+  map rasterisation; :func:`avsal.evaluate.gaze.load_diem` turns it into a ``GazeRecording``).
 * **Image datasets with fixations in the MIT1003 layout** (:func:`read_mit1003`) for static checks.
 
 Every reader raises :class:`avsal.errors.InputError` naming the offending file for missing,
@@ -38,6 +40,7 @@ from typing import Iterator
 import numpy as np
 
 from avsal.errors import InputError
+from avsal.evaluate.gaze import ScreenMapping, points_to_density, points_to_fixation_map
 
 __all__ = [
     "FoldEntry",
@@ -712,11 +715,7 @@ class DiemGaze:
 
         Several viewers in one pixel count once (as in STAViS's ``fixMap`` / MIT's maps).
         """
-        h, w = self.size
-        out = np.zeros((h, w), np.uint8)
-        p = self.points(frame)
-        out[np.floor(p[:, 1]).astype(int), np.floor(p[:, 0]).astype(int)] = 1
-        return out
+        return points_to_fixation_map(self.points(frame), self.size)
 
     def density_map(self, frame: int, sigma: float = DIEM_SIGMA_PX) -> np.ndarray:
         """float64 ``[H, W]`` continuous density in [0, 1].
@@ -729,16 +728,7 @@ class DiemGaze:
         Raises:
             ValueError: ``sigma`` not positive.
         """
-        if not (np.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be positive, got {sigma!r}")
-        h, w = self.size
-        p = self.points(frame)
-        if p.shape[0] == 0:
-            return np.zeros((h, w))
-        gx = np.exp(-((np.arange(w) + 0.5)[None, :] - p[:, :1]) ** 2 / (2.0 * sigma * sigma))
-        gy = np.exp(-((np.arange(h) + 0.5)[None, :] - p[:, 1:]) ** 2 / (2.0 * sigma * sigma))
-        d = gy.T @ gx
-        return d / d.max()
+        return points_to_density(self.points(frame), self.size, sigma)
 
 
 _SIZE_RE = re.compile(r"_(\d+)x(\d+)$")
@@ -809,11 +799,10 @@ def load_diem_video(folder: str | os.PathLike, size: tuple[int, int] | None = No
     y = np.full((V, T), np.nan)
     event = np.full((V, T), -1, np.int8)
     cx, cy, ce = (1, 2, 4) if eye == "left" else (5, 6, 8)
-    ox, oy = (sw - w) / 2.0, (sh - h) / 2.0
+    m = ScreenMapping.centred((sw, sh), (h, w))
     for i, r in enumerate(rows):
         t = r[:, 0].astype(np.int64) - 1
-        x[i, t] = r[:, cx] - ox
-        y[i, t] = r[:, cy] - oy
+        x[i, t], y[i, t] = m.to_video(r[:, cx], r[:, cy])
         event[i, t] = r[:, ce].astype(np.int8)
     tail = f"_{video}.txt"
     viewers = [f.name[: -len(tail)] if f.name.endswith(tail) else f.stem for f in files]

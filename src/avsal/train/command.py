@@ -1,4 +1,4 @@
-"""``avsal train scam|sta|vinet|avinet`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
+"""``avsal train scam|sta|stavis|vinet|avinet`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
 
 from __future__ import annotations
 
@@ -22,14 +22,16 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
     p.add_argument("--tiny", action="store_true", default=None, help="tiny backbones (tests, quick trials)")
-    p.add_argument("--backbone-weights", metavar="FILE", help="ResNeXt-101 32x8d weights (torchvision/WSL)")
-    p.add_argument("--audio-weights", metavar="FILE", help="VGGSound audio weights (vggsound_netvlad.pth.tar)")
+    p.add_argument("--backbone-weights", metavar="FILE",
+                   help="backbone init (STANet: ResNeXt-101 32x8d; STAViS: resnet-50-kinetics.pth)")
+    p.add_argument("--audio-weights", metavar="FILE",
+                   help="audio init (STANet: vggsound_netvlad.pth.tar; STAViS: soundnet8.pth)")
     p.add_argument("--quiet", action="store_true")
 
 
 def add_parser(sub) -> None:
     """Add ``train`` (with ``scam`` and ``sta``) and ``cams`` to the ``avsal`` subcommands."""
-    tr = sub.add_parser("train", help="train STANet networks (SCAM branches, STA)")
+    tr = sub.add_parser("train", help="train networks (STANet SCAM branches and STA; STAViS)")
     tsub = tr.add_subparsers(dest="train_command", required=True)
     sc = tsub.add_parser("scam", help="train S, SA or ST on category labels (coarse or fine stage)")
     sc.add_argument("--branch", required=True, choices=("S", "SA", "ST"))
@@ -58,6 +60,16 @@ def add_parser(sub) -> None:
         vp.add_argument("--visual-weights", metavar="FILE", help="avinet: ViNet weights for visual_model "
                         "(upstream --load_weight)")
         _add_train_options(vp)
+    sv = tsub.add_parser("stavis", help="train STAViS (visual, then audio-visual) on the STAViS release layout")
+    sv.add_argument("--variant", required=True, choices=("visual", "av"))
+    sv.add_argument("--data", required=True, metavar="STAVIS_ROOT",
+                    help="root with video_frames/, video_audio/, annotations/, fold_lists/")
+    sv.add_argument("--split", required=True, type=int, choices=(1, 2, 3))
+    sv.add_argument("--init", metavar="FILE", help="av: the visual model to start from (upstream "
+                    "visual_split<s>_save_60.pth or an avsal visual run's model.safetensors)")
+    sv.add_argument("--last-video-silent", action="store_true", default=None,
+                    help="upstream defect: zero audio for the last video of every list (parity runs)")
+    _add_train_options(sv)
 
     ca = sub.add_parser("cams", help="class activation maps of a trained SCAM run")
     ca.add_argument("--run", required=True)
@@ -107,6 +119,24 @@ def run(args) -> int:
             return 0
         if args.train_command in ("vinet", "avinet"):
             return _run_vinet(args)
+        if args.train_command == "stavis":
+            from avsal.models.stavis.training import StavisTask, load_inits, stavis_train_config
+
+            train, task = _split_config(args, set(StavisTask.__dataclass_fields__))
+            if args.last_video_silent:
+                task["last_video_silent"] = True
+            cfg = stavis_train_config(**train)
+            task["epochs"] = cfg.epochs
+            t = StavisTask(variant=args.variant, data=args.data, split=args.split, **task)
+
+            def init_stavis(model):
+                for note in load_inits(model, args.variant, args.backbone_weights, args.init, args.audio_weights):
+                    print(note, file=sys.stderr)
+
+            res = fit(t, cfg, args.out, resume=args.resume, progress=not args.quiet, init_fn=init_stavis)
+            print(f"{t.name}: {res['step']} iterations, last loss {res['last_loss']}; run folder {args.out}",
+                  file=sys.stderr)
+            return 0
         if args.train_command == "scam":
             train, task = _split_config(args, set(ScamTask.__dataclass_fields__))
             if args.switch_list:

@@ -51,8 +51,6 @@ class TrainConfig:
         bf16: bfloat16 autocast for forward passes.
         workers: DataLoader worker processes.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when available).
-        optimizer: ``"sgd"`` (the settings above) or ``"adam"`` (ViNet: Adam over the same groups with
-            ``lr``·``lr_mult`` and ``weight_decay``; momentum/nesterov unused).
     """
 
     epochs: int = 15
@@ -70,7 +68,6 @@ class TrainConfig:
     bf16: bool = False
     workers: int = 0
     device: str = "auto"
-    optimizer: str = "sgd"
 
 
 class Task(Protocol):
@@ -89,6 +86,8 @@ class Task(Protocol):
 
     def config_dict(self) -> dict:
         """Every setting of the task, for ``RUN/config.json``."""
+
+    # optional: ``optimizer(model, cfg) -> torch.optim.Optimizer`` replaces the default SGD groups.
 
 
 @dataclass
@@ -224,13 +223,11 @@ def fit(task: Task, cfg: TrainConfig, run: str, resume: bool = False, progress: 
     if init_fn is not None and not resume:
         init_fn(model)
     model.to(info.device).train()
-    if cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam(param_groups(model, cfg.lr, cfg.lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
+    if hasattr(task, "optimizer"):  # a task with its own parameter groups (e.g. STAViS)
+        optimizer = task.optimizer(model, cfg)
+    else:
         optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.lr_mult), lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
     epoch, start_iter, step = 0, 0, 0
     if resume:

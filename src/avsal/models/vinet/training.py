@@ -293,6 +293,12 @@ class ViNetTask:
             items = read_stavis_layout(self.data, tuple(self.datasets), self.split, "train")
         return ClipDataset(items, with_audio=self.model == "avinet", seed=self.seed, input_hw=self.input_hw)
 
+    def optimizer(self, model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+        """Upstream's optimiser: Adam over every trainable parameter at ``cfg.lr`` (weight decay ``cfg.weight_decay``,
+        0 by default)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
     def loss(self, model, batch):
         clip, gt, audio, _ = batch
         if self.model == "avinet":
@@ -305,8 +311,9 @@ class ViNetTask:
 
 
 def vinet_train_config(**overrides):
-    """Upstream's optimisation: Adam lr 1e-4, no weight decay, batch 8, 40 epochs, no schedule."""
+    """Upstream's optimisation settings: lr 1e-4, no weight decay, batch 8, 40 epochs, no schedule (the Adam
+    optimiser itself comes from :meth:`ViNetTask.optimizer`)."""
     from avsal.train.engine import TrainConfig
 
-    return TrainConfig(**{"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "batch_size": 8, "epochs": 40,
-                          "milestones": (), "lr_mult": (1.0, 1.0, 1.0, 1.0), **overrides})
+    return TrainConfig(**{"lr": 1e-4, "weight_decay": 0.0, "batch_size": 8, "epochs": 40, "milestones": (),
+                          **overrides})
