@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -179,3 +180,33 @@ def test_tiny_avinet_end_to_end(tmp_path):
     with torch.no_grad():
         direct = model.net(clip, a)[0].numpy()
     assert np.abs(pred.saliency - postprocess(direct, (72, 96))).max() < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vinet", "avinet"])
+def test_real_clip_with_full_size_upstream_format_weights(name, shared_dir, tmp_path):
+    """`avsal predict --model vinet|avinet` on a real clip (with sound) with full-size random weights in the
+    upstream .pt format (bare state_dict, AViNet's unused SoundNet conv8_* included)."""
+    import json
+
+    import vinet_reference as ref
+    from avsal.cli import main
+
+    clip = shared_dir / "videos" / "open_license" / "sintel_2s_moviepy_example3.mp4"
+    if not clip.exists():
+        pytest.skip("sintel clip not present")
+    with open(os.path.join(os.path.dirname(__file__), "data", "vinet", f"keys_{name}.json")) as f:
+        keys = [(k["key"], k["shape"]) for k in json.load(f)["keys"]]
+    w = tmp_path / ("ViNet_DHF1K.pt" if name == "vinet" else "no_trans_upsampling_reduced.pt")
+    torch.save(ref.make_state_dict(keys), w)
+    out = tmp_path / "out"
+    rc = main(["predict", str(clip), "--out", str(out), "--model", name, "--weights", str(w), "--every", "40",
+               "--batch-size", "2", "--no-overlay", "--quiet"])
+    assert rc == 0
+    meta = json.loads((out / clip.stem / "meta.json").read_text())
+    assert meta["frames_predicted"] == 2 and meta["frames_decoded"] == 48
+    assert meta["has_audio"] == (name == "avinet")  # vinet ignores the soundtrack
+    maps = sorted(os.listdir(out / clip.stem / "maps"))
+    assert maps == ["000001.png", "000041.png"]
+    m = np.asarray(Image.open(out / clip.stem / "maps" / maps[1]))
+    assert m.shape == (480, 854) and m.max() == 255 and m.min() == 0
