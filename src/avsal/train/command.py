@@ -1,4 +1,4 @@
-"""``avsal train scam|sta|stavis|vinet|avinet`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
+"""``avsal train scam|sta|stavis|liu20|vinet|avinet`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub) -> None:
     """Add ``train`` (with ``scam`` and ``sta``) and ``cams`` to the ``avsal`` subcommands."""
-    tr = sub.add_parser("train", help="train networks (STANet SCAM branches and STA; STAViS)")
+    tr = sub.add_parser("train", help="train networks (STANet SCAM branches and STA; STAViS; Liu'20)")
     tsub = tr.add_subparsers(dest="train_command", required=True)
     sc = tsub.add_parser("scam", help="train S, SA or ST on category labels (coarse or fine stage)")
     sc.add_argument("--branch", required=True, choices=("S", "SA", "ST"))
@@ -46,6 +46,13 @@ def add_parser(sub) -> None:
     st.add_argument("--pseudo-gt", required=True, metavar="DIR", help="pseudo-GT folder")
     st.add_argument("--kld", choices=("sample", "batch"), help="KLD normalisation (batch = upstream)")
     _add_train_options(st)
+    lq = tsub.add_parser("liu20", help="train Liu et al. ECCV'20 on eye-tracking data in the STAViS layout")
+    lq.add_argument("--data", required=True, metavar="ROOT",
+                    help="STAViS-layout root (annotations/, video_frames/, video_audio/)")
+    lq.add_argument("--dataset", help="dataset folder / name (default MVVA)")
+    lq.add_argument("--split", type=int, help="fold-list split (default 1)")
+    lq.add_argument("--fold-lists", metavar="DIR", help="fold-list folder (default ROOT/fold_lists)")
+    _add_train_options(lq)
 
     for name, what in (("vinet", "ViNet (visual; DHF1K-layout data)"), ("avinet", "AViNet (audio-visual)")):
         vp = tsub.add_parser(name, help=f"train {what}; upstream recipe: Adam 1e-4, batch 8, 40 epochs, KL loss")
@@ -134,6 +141,17 @@ def run(args) -> int:
                     print(note, file=sys.stderr)
 
             res = fit(t, cfg, args.out, resume=args.resume, progress=not args.quiet, init_fn=init_stavis)
+            print(f"{t.name}: {res['step']} iterations, last loss {res['last_loss']}; run folder {args.out}",
+                  file=sys.stderr)
+            return 0
+        if args.train_command == "liu20":
+            from avsal.train.liu20 import Liu20Task, liu20_train_config
+
+            train, task = _split_config(args, set(Liu20Task.__dataclass_fields__))
+            task.update({k: v for k, v in (("db", args.dataset), ("split", args.split),
+                                           ("fold_lists", args.fold_lists)) if v is not None})
+            t = Liu20Task(data=args.data, **task)
+            res = fit(t, liu20_train_config(**train), args.out, resume=args.resume, progress=not args.quiet)
             print(f"{t.name}: {res['step']} iterations, last loss {res['last_loss']}; run folder {args.out}",
                   file=sys.stderr)
             return 0
