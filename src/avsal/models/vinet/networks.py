@@ -393,7 +393,8 @@ class AViNet(nn.Module):
         """The audio-visual fusion: backbone tap ``y0 [B, C, 4, 7, 12]`` and audio ``[B, 1, 70560, 1]`` →
         fused features ``[B, C, 4, 7, 12]`` (C = 1024, or 128 when tiny) that replace y0 at the decoder."""
         a = self.audionet(audio)
-        fused = self.bilinear(self.maxpool(y0).flatten(2), a.flatten(2))
+        dt = self.bilinear.weight.dtype  # nn.Bilinear is not autocast: give both inputs its dtype (no-op in fp32)
+        fused = self.bilinear(self.maxpool(y0).flatten(2).to(dt), a.flatten(2).to(dt))
         fused = fused.view(fused.size(0), fused.size(1), 4, 7, 12)
         if self.use_transformer:
             t = self.conv_in_1x1(fused).flatten(2).permute(1, 0, 2)
