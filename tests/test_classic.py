@@ -118,7 +118,7 @@ def test_synchrony_cue_lifts_the_sounding_object(demo_clip):
         b = np.mean([_disc_mean(m, scene.steady_disc_centre(p.time), scene.radius) for p, m in out])
         return a / b
 
-    r_off, r_on = ratio(w_sync=0.0), ratio(w_sync=0.5)
+    r_off, r_on = ratio(w_sync=0.0), ratio()  # the default weights (v2: w_sync = w_motion = 3)
     assert r_on > r_off * 1.1, (r_off, r_on)
     assert r_on > 1.0  # with the audio cue, the disc that moves with the sound wins
 

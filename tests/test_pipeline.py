@@ -71,6 +71,9 @@ def test_pipeline_weak_end_to_end(tmp_path):
     w = tmp_path / "work"
     with open(w / "prepared" / "manifest.csv") as f:
         assert len(list(csv.DictReader(f))) == n_frames
+    # no VGGSound weights: no audio-relevance list, SA trains on every frame and its config says so
+    assert not (w / "prepared" / "audio_relevance.csv").exists()
+    assert json.loads((w / "runs" / "coarse_SA" / "config.json").read_text())["task"]["sa_frames"].startswith("all")
     with open(w / "crops" / "boxes.csv") as f:
         n_boxes = len(list(csv.DictReader(f)))
     with open(w / "crops" / "skipped.csv") as f:
@@ -104,8 +107,12 @@ def test_pipeline_weak_under_torchrun(tmp_path):
     import subprocess
     import sys
 
+    from train_fixtures import make_vggsound_weights
+
     _dataset(tmp_path, real=False)
     cfg = _config(tmp_path)
+    # tiny VGGSound weights that hear "playing accordion" everywhere: SA trains on the Accordion clips only
+    cfg["audio_weights"] = make_vggsound_weights(tmp_path / "vgg.pth.tar", "playing accordion")
     cfg["scam"]["batch_size"] = 2
     cfg["sta"]["batch_size"] = 1
     (tmp_path / "ave.yaml").write_text(json.dumps(cfg))
@@ -117,4 +124,12 @@ def test_pipeline_weak_under_torchrun(tmp_path):
     assert json.loads((w / "runs" / "sta" / "config.json").read_text())["world_size"] == 2
     assert (w / "runs" / "sta" / "model.safetensors").exists()
     with open(w / "prepared" / "manifest.csv") as f:
-        assert len(list(csv.DictReader(f))) == 28
+        manifest = list(csv.DictReader(f))
+        assert len(manifest) == 28
+    with open(w / "prepared" / "audio_relevance.csv") as f:
+        relevant = {(r["clip"], r["second"]) for r in csv.DictReader(f) if r["relevant"] == "1"}
+    assert relevant == {(r["clip"], r["second"]) for r in manifest if r["class_name"] == "Accordion"}
+    for stage in ("coarse", "fine"):
+        sa = json.loads((w / "runs" / f"{stage}_SA" / "config.json").read_text())["task"]
+        assert sa["switch_list"].endswith("audio_relevance.csv") and sa["sa_frames"].startswith("audio-relevant")
+    assert "sa_frames" not in json.loads((w / "runs" / "coarse_ST" / "config.json").read_text())["task"]

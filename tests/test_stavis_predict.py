@@ -267,3 +267,44 @@ def test_audio_excerpts_equal_upstream_saliency_db(rate, fps, tmp_path):
         s, e = pp.excerpt_bounds(j, int(ref[key + "_last_frame"]), len(wav), fs, fps)
         assert e - s == int(ref[key + "_valid"])
         assert np.abs(ours - expected).max() <= 1e-6 * 256  # float32 rounding of the ×256 waveform
+
+
+@pytest.mark.parametrize("variant", ["av", "visual"])
+def test_predictions_score_with_avsal_evaluate(variant, tmp_path):
+    """``avsal predict --model stavis-*`` output is scored by ``avsal evaluate`` (STAViS protocol, every frame:
+    the edge rule gives frames 1–8 and the last 7 a map too) on a tiny STAViS-layout dataset whose videos are
+    clips made from known frames; the scores equal direct metric calls on the written maps."""
+    import csv
+
+    from avsal import metrics as M
+    from avsal.cli import main
+    from avsal.models.checkpoints import save_weights
+    from avsal.synth import write_clip
+    from conftest import gradient_frame, tone
+    from test_evaluate import NF, H, W, close, make_dataset, reference_frame_values
+
+    torch.manual_seed(1)
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(Stavis(variant=variant, tiny=True).state_dict(), weights, f"stavis-{variant}", {"tiny": True})
+    data = make_dataset(tmp_path / "data")
+    (tmp_path / "videos").mkdir()
+    clips = [write_clip(tmp_path / "videos" / f"{v}.mp4", lambda i, s=s: gradient_frame(i + s, H + 3, W),
+                        NF, 25.0, audio=tone(NF / 25, 16000), sample_rate=16000)
+             for s, v in ((0, "vidA"), (7, "vidB"))]
+    pred = tmp_path / "pred"
+    assert main(["predict", *map(str, clips), "--model", f"stavis-{variant}", "--weights", str(weights),
+                 "--out", str(pred), "--no-overlay", "--quiet"]) == 0
+    assert main(["evaluate", "--data-root", str(data), "--dataset", "AVAD", "--pred", str(pred), "--frames", "all",
+                 "--metrics", "cc,nss,sim", "--out", str(tmp_path / "report"), "--quiet", "--no-plots"]) == 0
+    with open(tmp_path / "report" / "per_video.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["n_scored"] for r in rows] == [str(NF)] * 3 and {r["layout"] for r in rows} == {"avsal"}
+    assert all(np.isfinite(float(r["cc"])) and float(r["nss"]) != 0 for r in rows)
+    with open(tmp_path / "report" / "per_frame.csv", newline="") as f:
+        got = [r for r in csv.DictReader(f) if r["video"] == "vidA" and r["split"] == "1"]
+    assert [int(r["frame"]) for r in got] == list(range(1, NF + 1))
+    ref = reference_frame_values(data, "vidA", 1, range(1, NF + 1),
+                                 lambda k: pred / "vidA" / "maps" / f"{k:06d}.png")
+    for r in got:
+        for m in ("cc", "nss", "sim"):
+            assert close(float(r[m]), ref[int(r["frame"])][m]), (r["frame"], m)

@@ -14,7 +14,7 @@ import torch
 
 from avsal.cli import main
 from avsal.train.engine import TrainConfig, epoch_batches, fit
-from avsal.train.losses import kld
+from avsal.train.losses import KLD_EPS, kld
 from avsal.train.tasks import ScamTask
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -81,11 +81,11 @@ def test_kld_normalisations():
     manual = 0
     for i in range(2):
         pi, gi = p[i] / p[i].sum(), g[i] / g[i].sum()
-        manual += (gi * torch.log(1e-7 + gi / (pi + 1e-7))).sum() / 2
+        manual += (gi * torch.log(KLD_EPS + gi / (pi + KLD_EPS))).sum() / 2
     torch.testing.assert_close(per, manual)
     assert kld(g, g, "sample").abs() < 1e-5
     pb, gb = p / p.sum(), g / g.sum()
-    torch.testing.assert_close(kld(p, g, "batch"), (gb * torch.log(1e-7 + gb / (pb + 1e-7))).sum())
+    torch.testing.assert_close(kld(p, g, "batch"), (gb * torch.log(KLD_EPS + gb / (pb + KLD_EPS))).sum())
     with pytest.raises(ValueError):
         kld(p, g, "x")
 

@@ -44,3 +44,23 @@ def make_prepared_root(root, n_clips: int = 6, seconds: int = 4, size: int = 64,
     with open(os.path.join(root, "classes.json"), "w") as f:
         json.dump([f"class{k}" for k in range(n_classes)], f)
     return root
+
+
+def make_vggsound_weights(path, favour: str | None = None, seed: int = 0):
+    """A tiny random ``vggsound_netvlad.pth.tar`` look-alike (``model_state_dict`` with ``audnet.*`` keys and the
+    309-way ``audnet.fc_``). ``favour``: a VGGSound class name that every second is then classified as."""
+    import torch
+
+    from avsal.data.relevance import vggsound_classes
+    from avsal.models.backbones import AudioResNet
+
+    torch.manual_seed(seed)
+    net = AudioResNet(tiny=True, num_classes=309)
+    sd = {f"audnet.{k}": v for k, v in net.state_dict().items()}
+    if favour is not None:
+        sd["audnet.fc_.weight"] = torch.zeros_like(sd["audnet.fc_.weight"])
+        bias = torch.zeros(309)
+        bias[vggsound_classes().index(favour)] = 10.0
+        sd["audnet.fc_.bias"] = bias
+    torch.save({"epoch": 1, "model_state_dict": sd}, path)
+    return str(path)

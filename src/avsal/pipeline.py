@@ -1,8 +1,12 @@
 """``avsal pipeline weak``: every stage of weakly supervised STANet, in order, skipping finished ones.
 
-prepare → coarse S/SA/ST → coarse CAMs → crop → fine S/SA/ST → fine CAMs → finalize → STA
-(``docs/weak_pipeline.md``). A stage is finished when its final file exists (``model.safetensors``,
-``cams.csv``, ``boxes.csv``, ``pseudo_gt.csv``); an interrupted training stage resumes from its last
+prepare (+ the audio-relevance list when ``audio_weights`` are given) → coarse S/SA/ST → coarse CAMs →
+crop → fine S/SA/ST → fine CAMs → finalize → STA (``docs/weak_pipeline.md``). With ``audio_weights``
+(``vggsound_netvlad.pth.tar``, which holds the VGGSound classifier head) the prepared root gets
+``audio_relevance.csv`` (:mod:`avsal.data.relevance`) and SA trains only on the audio-relevant seconds, as
+upstream; without them SA trains on every second and its run config says so (``sa_frames``). A stage is
+finished when its final file exists (``model.safetensors``, ``cams.csv``, ``boxes.csv``, ``pseudo_gt.csv``);
+an interrupted training stage resumes from its last
 checkpoint. Everything goes under ``work``; the config is written to ``work/pipeline_config.json``.
 Under ``torchrun`` the training stages use every process (DDP) and the data stages run on rank 0 while
 the others wait.
@@ -16,7 +20,7 @@ Config file (YAML or JSON), e.g.::
     scam: {epochs: 15}          # TrainConfig fields for the six SCAM runs
     sta: {epochs: 15}           # TrainConfig fields for STA
     backbone_weights: weights/resnext101_32x8d_wsl.pth
-    audio_weights: weights/vggsound_netvlad.pth.tar
+    audio_weights: weights/vggsound_netvlad.pth.tar   # also gives SA's audio-relevance list
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ class PipelineConfig:
         tiny: tiny backbones (tests).
         scam, sta: :class:`~avsal.train.engine.TrainConfig` overrides.
         scam_task, sta_task: extra task fields (e.g. ``{"resize": 72, "crop": 64}``, ``{"size": 128}``).
-        backbone_weights, audio_weights: pretrained weights for every run.
+        backbone_weights, audio_weights: pretrained weights for every run; ``audio_weights`` (VGGSound)
+            also produces the audio-relevance list that selects SA's training frames.
+        audio_relevance: make and use that list when ``audio_weights`` are given (default, upstream).
         crop, finalize: extra arguments of the pseudo-GT stages.
         selective_cams: keep only the CAMs of correctly classified frames (upstream).
         progress: progress bars.
@@ -62,6 +68,7 @@ class PipelineConfig:
     sta_task: dict = field(default_factory=dict)
     backbone_weights: str | None = None
     audio_weights: str | None = None
+    audio_relevance: bool = True
     crop: dict = field(default_factory=dict)
     finalize: dict = field(default_factory=dict)
     selective_cams: bool = True
@@ -142,6 +149,18 @@ def run_weak(cfg: PipelineConfig) -> dict:
         main_only(prepare_ave, cfg.videos, cfg.annotations, cfg.splits, paths["prepared"], jobs=cfg.jobs,
                   progress=cfg.progress)
 
+    switch_list = None
+    if cfg.audio_weights and cfg.audio_relevance:
+        from avsal.data.relevance import RELEVANCE_FILE, write_audio_relevance
+
+        switch_list = os.path.join(paths["prepared"], RELEVANCE_FILE)
+        _log("1/8 audio-relevance list (VGGSound classifier)")
+        if not os.path.exists(switch_list):
+            main_only(write_audio_relevance, paths["prepared"], cfg.audio_weights,
+                      progress=cfg.progress)
+    else:
+        _log("1/8 no audio-relevance list (no audio_weights): SA trains on every frame")
+
     def train(task, tcfg, run):
         if os.path.exists(os.path.join(run, "model.safetensors")):
             _log(f"   {os.path.relpath(run, w)}: done, skipped")
@@ -166,7 +185,10 @@ def run_weak(cfg: PipelineConfig) -> dict:
         _log(f"{step}/8 {stage} SCAM: {', '.join(cfg.branches)}")
         extra = cfg.scam_task if stage == "coarse" else cfg.fine_task
         for b in cfg.branches:
-            task = ScamTask(branch=b, stage=stage, data=data, tiny=cfg.tiny, **extra)
+            fields = dict(extra)
+            if b == "SA" and switch_list:
+                fields.setdefault("switch_list", switch_list)
+            task = ScamTask(branch=b, stage=stage, data=data, tiny=cfg.tiny, **fields)
             train(task, scam_train_config(b, **cfg.scam), os.path.join(w, "runs", f"{stage}_{b}"))
         _log(f"{step + 1}/8 {stage} CAMs")
         for b in cfg.branches:

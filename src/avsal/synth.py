@@ -168,3 +168,90 @@ def make_demo_clip(path: str | os.PathLike, seconds: float = 6.0, fps: float = 2
     tone = 0.5 * env * np.sin(2 * np.pi * 880 * ts) + rng.normal(0, 0.003, n)
     write_clip(path, frame, int(round(seconds * fps)), fps, tone[None].astype(np.float32), sample_rate)
     return scene
+
+
+@dataclass(frozen=True)
+class TalkingScene:
+    """Geometry of :func:`make_talking_faces_clip`.
+
+    Attributes:
+        height, width: frame size (px).
+        fps: frame rate.
+        seconds: duration.
+        speaker_box, silent_box: face boxes (x0, y0, x1, y1) px of the face whose mouth moves with the sound
+            and of the face whose mouth moves on its own, unrelated schedule.
+    """
+
+    height: int
+    width: int
+    fps: float
+    seconds: float
+    speaker_box: tuple[int, int, int, int]
+    silent_box: tuple[int, int, int, int]
+
+
+def _bursts(rng: np.random.Generator, n: int, mean_on: float, mean_off: float) -> np.ndarray:
+    """A 0/1 ``[n]`` syllable-like on/off pattern with exponential run lengths (in samples)."""
+    out = np.zeros(n, np.float32)
+    i, on = 0, False
+    while i < n:
+        run = max(1, int(rng.exponential(mean_on if on else mean_off)))
+        out[i:i + run] = 1.0 if on else 0.0
+        i += run
+        on = not on
+    return out
+
+
+def make_talking_faces_clip(path: str | os.PathLike, seconds: float = 6.0, fps: float = 25.0,
+                            size: tuple[int, int] = (240, 320), sample_rate: int = 16000,
+                            seed: int = 0) -> TalkingScene:
+    """Write a clip with two cartoon faces side by side (H.264 + AAC in MP4) for speaker-detection tests.
+
+    Each face is a skin-coloured rectangle with two eyes and a dark mouth that articulates (its opening
+    changes every frame, up to 20 % of the face height) during the "on" runs of an on/off pattern
+    (runs of ~0.3 s) and stays closed during the "off" runs. The **speaker**'s (left face)
+    pattern is also the loudness envelope of the soundtrack (a 220 Hz buzz); the **silent** face's
+    (right) pattern has the same statistics but is drawn independently, so its mouth moves as much
+    but not with the sound.
+
+    Args:
+        path: output ``.mp4``.
+        seconds, fps: duration (s) and frame rate.
+        size: ``(height, width)`` px.
+        sample_rate: audio rate (Hz).
+        seed: random seed of the two patterns.
+
+    Returns:
+        the :class:`TalkingScene` (face boxes for checking results).
+    """
+    h, w = size
+    n = int(round(seconds * fps))
+    rng = np.random.default_rng(seed)
+    speak = _bursts(rng, n, 0.3 * fps, 0.3 * fps)
+    other = _bursts(rng, n, 0.3 * fps, 0.3 * fps)
+    jitter = rng.uniform(0.2, 1.0, (2, n)).astype(np.float32)
+    fw, fh = int(w * 0.28), int(h * 0.5)
+    boxes = []
+    for cx in (w * 0.27, w * 0.73):
+        x0, y0 = int(cx - fw / 2), int(h * 0.25)
+        boxes.append((x0, y0, x0 + fw, y0 + fh))
+    bg = _background(h, w, np.random.default_rng(seed + 1))
+
+    def frame(i: int) -> np.ndarray:
+        img = bg.copy()
+        for k, ((x0, y0, x1, y1), pat) in enumerate(zip(boxes, (speak, other))):
+            img[y0:y1, x0:x1] = (205, 160, 130)
+            bw, bh = x1 - x0, y1 - y0
+            for ex in (0.3, 0.7):
+                _disc(img, y0 + 0.35 * bh, x0 + ex * bw, max(2, bw // 14), (40, 30, 30))
+            open_h = 2 + int(0.2 * bh * pat[i] * jitter[k, i])
+            my = int(y0 + 0.75 * bh)
+            img[my - open_h // 2: my + open_h // 2 + 1, int(x0 + 0.3 * bw): int(x0 + 0.7 * bw)] = (90, 20, 30)
+        return img
+
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    env = np.repeat(speak, int(np.ceil(sample_rate / fps)))[: t.size]
+    env = np.convolve(env, np.ones(160) / 160, mode="same")  # 10 ms ramps
+    audio = (0.4 * env * np.sin(2 * np.pi * 220 * t) + 0.003 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    write_clip(path, frame, n, fps, audio[None], sample_rate)
+    return TalkingScene(h, w, fps, seconds, boxes[0], boxes[1])

@@ -3,8 +3,13 @@
 Usage::
 
     avsal prepare ave    --videos DIR --annotations Annotations.txt --splits DIR --out ROOT
-                         [--jobs N] [--keep-wav] [--quiet]
-    avsal prepare folder --videos DIR --labels labels.csv --out ROOT [--jobs N] [--keep-wav] [--quiet]
+                         [--jobs N] [--keep-wav] [--vggsound-weights FILE] [--quiet]
+    avsal prepare folder --videos DIR --labels labels.csv --out ROOT [--jobs N] [--keep-wav]
+                         [--vggsound-weights FILE] [--quiet]
+
+With ``--vggsound-weights`` (``vggsound_netvlad.pth.tar``) the root also gets ``audio_relevance.csv``, the
+seconds whose audio the VGGSound classifier labels as the clip's category (:mod:`avsal.data.relevance`),
+which ``avsal train scam --branch SA --switch-list`` uses as upstream does.
 
 Writes ``manifest.csv``, ``classes.json``, ``frames/``, ``audio/`` (``wav/``), ``failures.csv`` and
 ``prepare_config.json`` into ROOT (``docs/weak_pipeline.md``, "Prepared root"; :mod:`avsal.data.prepare`).
@@ -44,6 +49,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="clips prepared in parallel (processes); 0 = one per CPU (default 1)")
     p.add_argument("--keep-wav", action="store_true", help="also write wav/<clip>.wav (16 kHz mono float32)")
+    p.add_argument("--vggsound-weights", metavar="FILE",
+                   help="vggsound_netvlad.pth.tar: also write ROOT/audio_relevance.csv (SA's training frames)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -107,6 +114,16 @@ def run(args: argparse.Namespace) -> int:
     except (InputError, OutputError, ValueError) as e:
         _err(str(e))
         return 2
+    weights = getattr(args, "vggsound_weights", None)
+    if weights and result.rows:
+        from avsal.data.relevance import write_audio_relevance
+
+        try:
+            path = write_audio_relevance(result.out_root, weights, progress=progress)
+        except (InputError, OutputError, ValueError) as e:
+            _err(str(e))
+            return 2
+        print(f"avsal prepare: audio-relevance list in {path}", file=sys.stderr)
     n_clips = len(result.prepared) + len(result.skipped)
     print(f"avsal prepare: {n_clips} clips / {len(result.rows)} seconds in {result.out_root}/manifest.csv "
           f"({len(result.prepared)} prepared, {len(result.skipped)} already complete, "

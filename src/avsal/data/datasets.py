@@ -6,8 +6,9 @@
   (upstream ``STANet_train&test/utils/LoadData.py``).
 
 Items are deterministic functions of ``(seed, epoch, index)`` (:meth:`set_epoch`), whatever the number of
-DataLoader workers or processes; the random crop/jitter is shared by the frames of a triplet (upstream ST
-crops each frame independently: ``independent_crops=True``).
+DataLoader workers or processes. ST triplets share one random crop/jitter unless ``independent_crops=True``
+(upstream ST transforms each frame separately); STA triplets draw one jitter per frame, as upstream
+(``shared_jitter=True`` for one draw).
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def _neighbours(samples: list[Sample]) -> list[tuple[int, int, int]]:
     return out
 
 
+#: What :class:`TripletDataset` does with a frame that lacks a neighbour (a clip's first and last second).
+EDGE_MODES = ("skip", "repeat")
+
+
 class _Base(Dataset):
     def __init__(self, samples: list[Sample], transform: TrainTransform, num_classes: int, seed: int = 0):
         if not samples:
@@ -114,16 +119,35 @@ class FrameDataset(_Base):
 
 
 class TripletDataset(_Base):
-    """Frames (t, t−1, t+1) of the same clip: ``(frames [3, 3, S, S], audio [3, 81, 199], label [K], index)``.
+    """Frames (t, t−1, t+1) of the same clip: ``(frames [3, 3, S, S], audio [3, 81, 199], label [K], index)``;
+    ``index`` is the position of frame t in ``samples``.
 
     Args:
         independent_crops: draw a separate crop/jitter per frame (upstream ST) instead of one shared.
+        edges: ``"skip"`` (default, upstream ``ST/utils/LoadData.py``, which takes frames 1 … N−2 of a
+            clip): frames without both neighbours (a clip's first and last second, or around a gap) are not
+            items; ``"repeat"``: every frame is an item and a missing neighbour is replaced by frame t.
+
+    Raises:
+        ValueError: unknown ``edges``, or no frame has both neighbours.
     """
 
-    def __init__(self, samples, transform, num_classes, seed=0, independent_crops: bool = False):
+    def __init__(self, samples, transform, num_classes, seed=0, independent_crops: bool = False,
+                 edges: str = "skip"):
         super().__init__(samples, transform, num_classes, seed)
-        self.neighbours = _neighbours(samples)
+        if edges not in EDGE_MODES:
+            raise ValueError(f"edges must be one of {EDGE_MODES}, got {edges!r}")
+        triplets = _neighbours(samples)
+        if edges == "skip":
+            triplets = [t for t in triplets if t[0] != t[1] and t[0] != t[2]]
+            if not triplets:
+                raise ValueError("no frame has both neighbours (clips shorter than 3 seconds?); use edges='repeat'")
+        self.neighbours = triplets
         self.independent_crops = independent_crops
+        self.edges = edges
+
+    def __len__(self) -> int:
+        return len(self.neighbours)
 
     def __getitem__(self, i):
         rng = self.rng(i)
@@ -133,7 +157,7 @@ class TripletDataset(_Base):
                                        self.transform.params(rng) if self.independent_crops else shared)
                   for j in idx]
         audio = [torch.from_numpy(read_features_h5(self.samples[j].audio).reshape(81, 199)) for j in idx]
-        return torch.stack(frames), torch.stack(audio), one_hot(self.samples[i].class_id, self.num_classes), i
+        return torch.stack(frames), torch.stack(audio), one_hot(self.samples[idx[0]].class_id, self.num_classes), idx[0]
 
 
 def read_pseudo_gt(folder: str | os.PathLike) -> dict[tuple[str, int], str]:
@@ -152,10 +176,24 @@ class STADataset(Dataset):
     Items: ``(frames [3, 3, S, S], audio [3, 81, 199], gt [3, 1, S, S] in [0, 1], index)``, both in the order
     (t, t−1, t+1) — the model's input order, paired with (gt_t, gt_{t−1}, gt_{t+1}) as upstream. Frames are
     resized to ``size²`` with colour jitter (no crop, as upstream STA); pseudo-GTs resized to ``size²``.
+
+    Args:
+        samples: manifest rows; pseudo_gt: ``{(clip, second): png}`` (:func:`read_pseudo_gt`).
+        size: square side (px).
+        jitter: a :class:`~avsal.data.transforms.ColorJitter` or ``None``.
+        seed: augmentation seed.
+        interpolation: frame and pseudo-GT resize, ``"pil"`` (default, upstream) or ``"cv2"``
+            (:func:`~avsal.data.transforms.resize_square`).
+        shared_jitter: ``False`` (default, upstream ``STANet_train&test/utils/LoadData.py``, which calls the
+            transform once per frame): each frame of the triplet draws its own jitter; ``True``: one draw
+            for all three.
     """
 
-    def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0):
+    def __init__(self, samples: list[Sample], pseudo_gt: dict, size: int = 356, jitter=None, seed: int = 0,
+                 shared_jitter: bool = False, interpolation: str = "pil"):
         self.size, self.jitter, self.seed, self.epoch = size, jitter, seed, 0
+        self.interpolation = interpolation
+        self.shared_jitter = shared_jitter
         pos = {(s.clip, s.second): s for s in samples}
         self.items = []
         for s in samples:
@@ -175,15 +213,18 @@ class STADataset(Dataset):
         from avsal.data.transforms import to_tensor
 
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        jseed = int(rng.integers(0, 2**63 - 1))
+        jseeds = [int(v) for v in rng.integers(0, 2**63 - 1, 3)]
+        if self.shared_jitter:
+            jseeds = [jseeds[0]] * 3
         samples, gts = self.items[i]
         frames = []
-        for s in samples:
-            x = resize_square(read_rgb(s.frame), self.size).astype(np.float32) / 255.0
+        for s, jseed in zip(samples, jseeds):
+            x = resize_square(read_rgb(s.frame), self.size, self.interpolation).astype(np.float32) / 255.0
             if self.jitter is not None:
                 x = self.jitter(x, np.random.default_rng(jseed))
             frames.append(to_tensor(x))
         audio = [torch.from_numpy(read_features_h5(s.audio).reshape(81, 199)) for s in samples]
-        gt = [torch.from_numpy(resize_square(read_gray(g).astype(np.float32) / 255.0,
-                                             self.size))[None] for g in gts]
+        # upstream: Resize(356) on the 8-bit pseudo-GT image, then ToTensor (÷255)
+        gt = [torch.from_numpy(resize_square(read_gray(g), self.size, self.interpolation).astype(np.float32)
+                               / 255.0)[None] for g in gts]
         return torch.stack(frames), torch.stack(audio), torch.stack(gt), i

@@ -523,7 +523,8 @@ def clip_is_complete(out_root: str | os.PathLike, clip_id: str, seconds: range |
 
 def prepare_clip(video_path: str | os.PathLike, clip_id: str, seconds: range | None, class_id: int,
                  out_root: str | os.PathLike, keep_wav: bool = False, *, class_name: str = "",
-                 split: str = "", threads: int = 0) -> list[ManifestRow]:
+                 split: str = "", threads: int = 0, audio_mix: str = "mean",
+                 resampler: str = "resampy") -> list[ManifestRow]:
     """Write one clip's frames, audio features (and optionally its wav) into a prepared root.
 
     For each second ``s`` (whole seconds from the start of the clip):
@@ -533,7 +534,8 @@ def prepare_clip(video_path: str | os.PathLike, clip_id: str, seconds: range | N
       middle frame of each second the same way;
     * ``audio/<clip>/<s:02d>.h5``: float32 ``[81, 199]`` under the key ``"dataset"``, the STANet
       features (:func:`avsal.io.audio.stft_windows`) of exactly the samples ``[s·16000, (s+1)·16000)``
-      of the 16 kHz mono track — the one-second window **starting** at ``s``, as upstream
+      of the 16 kHz mono track (:func:`avsal.io.audio.load_stanet_audio`: channel mean, then
+      ``resampy`` kaiser_best, as upstream) — the one-second window **starting** at ``s``, as upstream
       ``VGGClssfication/audiostft.py`` cuts the track, not one centred on the frame. Up to
       :data:`AUDIO_TAIL_TOLERANCE` s missing at the end of the track are zero-padded;
     * with ``keep_wav``: ``wav/<clip>.wav``, the whole decoded track, 16 kHz mono float32
@@ -553,6 +555,9 @@ def prepare_clip(video_path: str | os.PathLike, clip_id: str, seconds: range | N
         keep_wav: also write the 16 kHz wav.
         class_name, split: written into the rows (and the marker).
         threads: video decoder threads (0: FFmpeg's choice; 1 in pool workers).
+        audio_mix: ``"mean"`` (default, upstream ``np.mean(samples, axis=1)``) or ``"ffmpeg"`` (libswresample's
+            (L+R)/√2 down-mix).
+        resampler: ``"resampy"`` (default, upstream, kaiser_best) or ``"swr"`` (libswresample defaults).
 
     Returns:
         The manifest rows of the clip, one per second, in order.
@@ -571,15 +576,16 @@ def prepare_clip(video_path: str | os.PathLike, clip_id: str, seconds: range | N
     _remove_clip_outputs(out_root, clip_id)
     try:
         return _prepare_clip(os.fspath(video_path), clip_id, seconds, int(class_id), out_root, keep_wav,
-                             class_name, split, threads)
+                             class_name, split, threads, audio_mix, resampler)
     except BaseException:
         _remove_clip_outputs(out_root, clip_id)
         raise
 
 
 def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id: int, out_root: str,
-                  keep_wav: bool, class_name: str, split: str, threads: int) -> list[ManifestRow]:
-    from avsal.io.audio import load_audio, stft_windows, write_features_h5
+                  keep_wav: bool, class_name: str, split: str, threads: int, audio_mix: str,
+                  resampler: str) -> list[ManifestRow]:
+    from avsal.io.audio import load_stanet_audio, stft_windows, write_features_h5
     from avsal.io.video import probe
 
     if seconds is not None and len(seconds) == 0:
@@ -587,7 +593,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
     info = probe(video_path)
     if not info.has_audio:
         raise InputError(video_path, "has no audio stream (the STANet audio features need one)")
-    track = load_audio(video_path, SAMPLE_RATE, stream_index=info.audio_stream)
+    track = load_stanet_audio(video_path, stream_index=info.audio_stream, mix=audio_mix, resampler=resampler)
     samples = track.samples if track is not None else np.zeros(0, np.float32)
     if len(samples) == 0:
         raise InputError(video_path, "its audio stream holds no samples")
@@ -649,7 +655,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
         "width": info.width, "height": info.height, "fps": info.fps,
         "audio_seconds": audio_len,
         "audio_padded_seconds": [s for s in wanted if (s + 1) * SAMPLE_RATE > len(samples)],
-        "wav": keep_wav,
+        "wav": keep_wav, "audio_mix": audio_mix, "resampler": resampler,
     }
     _atomic_write_json(os.path.join(frame_dir, MARKER), marker)
     return _rows(clip_id, wanted, class_id, class_name, split)
@@ -674,6 +680,8 @@ class _ClipJob:
     out_root: str
     keep_wav: bool
     threads: int = 0
+    audio_mix: str = "mean"
+    resampler: str = "resampy"
 
     @property
     def range(self) -> range | None:
@@ -684,7 +692,8 @@ def _run_job(job: _ClipJob) -> tuple[str, list[ManifestRow] | None, str | None]:
     """Prepare one clip; never raises for a bad clip (returns its failure reason instead)."""
     try:
         rows = prepare_clip(job.video, job.clip, job.range, job.class_id, job.out_root, job.keep_wav,
-                            class_name=job.class_name, split=job.split, threads=job.threads)
+                            class_name=job.class_name, split=job.split, threads=job.threads,
+                            audio_mix=job.audio_mix, resampler=job.resampler)
         return job.clip, rows, None
     except (InputError, OutputError) as e:
         return job.clip, None, e.problem
@@ -843,6 +852,8 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
                   "jpeg_quality": JPEG_QUALITY,
                   "audio": "samples [s*16000, (s+1)*16000) of the 16 kHz mono track (window starting at s, "
                            "not centred), STANet v2022 log-spectrogram float32 [81, 199], HDF5 key 'dataset'",
+                  "audio_mix": arguments.get("audio_mix", "mean"),
+                  "resampler": arguments.get("resampler", "resampy"),
                   "sample_rate": SAMPLE_RATE, "audio_tail_tolerance_s": AUDIO_TAIL_TOLERANCE,
                   "wav": "16 kHz mono float32" if arguments.get("keep_wav") else None}}
     _atomic_write_json(os.path.join(out_root, "prepare_config.json"), config)
@@ -884,7 +895,7 @@ def _check_dirs(videos_dir: str, out_root: str) -> None:
 
 def prepare_ave(videos_dir: str | os.PathLike, annotations: str | os.PathLike, splits_dir: str | os.PathLike,
                 out_root: str | os.PathLike, jobs: int = 1, keep_wav: bool = False,
-                progress: bool = True) -> PrepareResult:
+                progress: bool = True, audio_mix: str = "mean", resampler: str = "resampy") -> PrepareResult:
     """Prepare AVE-format data: one clip per annotation line, one row per annotated second.
 
     Replaces upstream ``TR:AVE_modify.py`` (frames) and ``VGGClssfication/audiostft.py`` (audio
@@ -911,6 +922,7 @@ def prepare_ave(videos_dir: str | os.PathLike, annotations: str | os.PathLike, s
         jobs: worker processes (0: one per CPU).
         keep_wav: also write ``wav/<clip>.wav``.
         progress: show a tqdm bar on stderr.
+        audio_mix, resampler: how the soundtrack becomes 16 kHz mono (:func:`prepare_clip`; defaults upstream).
 
     Returns:
         A :class:`PrepareResult`.
@@ -965,15 +977,17 @@ def prepare_ave(videos_dir: str | os.PathLike, annotations: str | os.PathLike, s
             pre.append(ClipFailure(clip, f"the annotated interval [{a.start}, {a.end}) s is empty "
                                    f"({os.path.basename(annotations)} line {a.line})"))
         else:
-            jobs_.append(_ClipJob(clip, video, (a.start, a.end), cid, a.category, split, out_root, keep_wav))
+            jobs_.append(_ClipJob(clip, video, (a.start, a.end), cid, a.category, split, out_root, keep_wav,
+                                  audio_mix=audio_mix, resampler=resampler))
     arguments = {"videos": os.path.abspath(videos_dir), "annotations": os.path.abspath(annotations),
                  "splits": os.path.abspath(splits_dir), "out": os.path.abspath(out_root), "jobs": jobs,
-                 "keep_wav": keep_wav, "progress": progress}
+                 "keep_wav": keep_wav, "progress": progress, "audio_mix": audio_mix, "resampler": resampler}
     return _run_batch("ave", arguments, jobs_, pre, out_root, classes, n_jobs, progress, t0)
 
 
 def prepare_folder(videos_dir: str | os.PathLike, labels_csv: str | os.PathLike, out_root: str | os.PathLike,
-                   jobs: int = 1, keep_wav: bool = False, progress: bool = True) -> PrepareResult:
+                   jobs: int = 1, keep_wav: bool = False, progress: bool = True, audio_mix: str = "mean",
+                   resampler: str = "resampy") -> PrepareResult:
     """Prepare a folder of category-labelled videos: one clip per ``labels.csv`` row, every whole second.
 
     ``labels.csv`` has the columns ``video,label`` (and optionally ``split``, default ``train``); see
@@ -982,7 +996,8 @@ def prepare_folder(videos_dir: str | os.PathLike, labels_csv: str | os.PathLike,
     and ``class_id`` is the index in that list. Each clip gets every whole second ``s`` that both the
     video and the audio cover (``s + 1 <=`` length, with :data:`AUDIO_TAIL_TOLERANCE` s of slack).
     Frames and features as in :func:`prepare_clip` (upstream ``TR:AVE_modify.py`` and
-    ``VGGClssfication/audiostft.py``); resumability, parallelism and outputs as in :func:`prepare_ave`.
+    ``VGGClssfication/audiostft.py``); resumability, parallelism, outputs and ``audio_mix``/``resampler`` as
+    in :func:`prepare_ave`.
 
     Returns:
         A :class:`PrepareResult`.
@@ -1018,7 +1033,8 @@ def prepare_folder(videos_dir: str | os.PathLike, labels_csv: str | os.PathLike,
             pre.append(ClipFailure(clip, f"video file not found ({e.video} or {e.video}.* in {videos_dir})"))
             continue
         jobs_.append(_ClipJob(clip, video, None, classes.index(e.class_name), e.class_name, e.split, out_root,
-                              keep_wav))
+                              keep_wav, audio_mix=audio_mix, resampler=resampler))
     arguments = {"videos": os.path.abspath(videos_dir), "labels": os.path.abspath(labels_csv),
-                 "out": os.path.abspath(out_root), "jobs": jobs, "keep_wav": keep_wav, "progress": progress}
+                 "out": os.path.abspath(out_root), "jobs": jobs, "keep_wav": keep_wav, "progress": progress,
+                 "audio_mix": audio_mix, "resampler": resampler}
     return _run_batch("folder", arguments, jobs_, pre, out_root, classes, n_jobs, progress, t0)

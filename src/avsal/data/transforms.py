@@ -5,8 +5,10 @@ Every random transform takes an explicit ``numpy.random.Generator``: the trainin
 resumed run sees exactly the augmentations of an uninterrupted one.
 
 Semantics follow torchvision's ``Resize((s, s))`` (square, aspect not kept, as upstream's vendored
-transforms), ``RandomCrop`` and ``ColorJitter(brightness, contrast, saturation, hue)`` (factors drawn
-uniformly in ``[max(0, 1 − b), 1 + b]`` etc., hue shift in ``[−h, h]`` of a turn, applied in random order).
+transforms; by default with PIL's bilinear filter as upstream, which averages over the whole footprint when
+shrinking; ``"cv2"``: OpenCV's ``INTER_LINEAR``, which samples 2×2 pixels and so aliases), ``RandomCrop``
+and ``ColorJitter(brightness, contrast, saturation, hue)`` (factors drawn uniformly
+in ``[max(0, 1 − b), 1 + b]`` etc., hue shift in ``[−h, h]`` of a turn, applied in random order).
 """
 
 from __future__ import annotations
@@ -21,9 +23,40 @@ IMAGENET_MEAN = np.array((0.485, 0.456, 0.406), np.float32)
 IMAGENET_STD = np.array((0.229, 0.224, 0.225), np.float32)
 
 
-def resize_square(rgb: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """uint8/float ``[H, W, C]`` → ``[size, size, C]`` (bilinear), aspect ratio not kept."""
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+#: Resize methods of :func:`resize_square`: ``"pil"`` (upstream) and ``"cv2"``.
+RESIZE_METHODS = ("pil", "cv2")
+
+
+def resize_square(img: np.ndarray, size: int, method: str = "pil") -> np.ndarray:
+    """Bilinear resize to ``[size, size]`` (aspect ratio not kept), as upstream's ``Resize`` on a PIL image.
+
+    Args:
+        img: ``[H, W]`` or ``[H, W, C]``, uint8 (image values 0..255) or float (any range).
+        size: output side (px).
+        method: ``"pil"`` (default, upstream: ``PIL.Image.resize(..., BILINEAR)``, antialiased when
+            shrinking; uint8 stays uint8, rounded as PIL rounds; float channels are resized one by one in
+            PIL's 32-bit float mode) or ``"cv2"`` (``cv2.resize(INTER_LINEAR)``).
+
+    Returns:
+        ``[size, size]`` or ``[size, size, C]``, same dtype (float inputs come back float32 with ``"pil"``).
+
+    Raises:
+        ValueError: unknown ``method``.
+    """
+    if method == "cv2":
+        return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    if method != "pil":
+        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}")
+    from PIL import Image
+
+    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] in (3, 4)):
+        return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BILINEAR))
+    x = np.asarray(img, dtype=np.float32)
+    chans = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(c), mode="F").resize((size, size), Image.BILINEAR))
+           for c in chans]
+    out = out[0] if x.ndim == 2 else np.stack(out, axis=-1)
+    return out.astype(img.dtype if img.dtype == np.uint8 else np.float32)
 
 
 def random_crop_box(size: int, crop: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -86,7 +119,8 @@ def to_tensor(x: np.ndarray) -> torch.Tensor:
 @dataclass(frozen=True)
 class TrainTransform:
     """Resize to ``resize²``, random ``crop²`` crop, colour jitter, ImageNet normalisation (training);
-    with ``train=False``: resize to ``crop²`` only.
+    with ``train=False``: resize to ``crop²`` only. ``interpolation``: :func:`resize_square`'s method
+    (``"pil"``, upstream, or ``"cv2"``).
 
     Several frames (ST/STA triplets) can share one crop and one jitter: pass the same ``rng`` state via
     :meth:`params` + :meth:`apply`.
@@ -96,6 +130,7 @@ class TrainTransform:
     crop: int = 224
     jitter: ColorJitter | None = ColorJitter()
     train: bool = True
+    interpolation: str = "pil"
 
     def params(self, rng: np.random.Generator) -> dict:
         """Draw the random parameters once (crop position and the jitter's generator state)."""
@@ -107,8 +142,8 @@ class TrainTransform:
     def apply(self, rgb: np.ndarray, p: dict) -> torch.Tensor:
         """uint8 ``[H, W, 3]`` → float ``[3, crop, crop]`` with the given parameters."""
         if not self.train:
-            return to_tensor(resize_square(rgb, self.crop).astype(np.float32) / 255.0)
-        x = resize_square(rgb, self.resize).astype(np.float32) / 255.0
+            return to_tensor(resize_square(rgb, self.crop, self.interpolation).astype(np.float32) / 255.0)
+        x = resize_square(rgb, self.resize, self.interpolation).astype(np.float32) / 255.0
         x = x[p["y"]:p["y"] + self.crop, p["x"]:p["x"] + self.crop]
         if self.jitter is not None:
             x = self.jitter(x, np.random.default_rng(p["jitter_seed"]))

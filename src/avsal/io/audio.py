@@ -135,6 +135,62 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
                           codec=cc.name)
 
 
+#: Ways to bring a soundtrack to 16 kHz for the STANet features: ``resampy`` (upstream
+#: ``audiostft.py``: ``resampy.resample(x, sr, 16000)``, filter ``kaiser_best``) or ``swr`` (FFmpeg's
+#: libswresample with its default settings, in the decoder).
+RESAMPLERS = ("resampy", "swr")
+
+
+def load_stanet_audio(path: str | os.PathLike, stream_index: int | None = None, mix: str = "mean",
+                      resampler: str = "resampy") -> AudioTrack | None:
+    """Decode a soundtrack the way upstream ``VGGClssfication/audiostft.py`` prepares it for STANet.
+
+    Upstream reads the clip's wav (``soundfile.read``, float64), averages the channels
+    (``np.mean(samples, axis=1)``) and, unless the file is already at 16 kHz, converts the rate with
+    ``resampy.resample(samples, sr, 16000)`` (filter ``kaiser_best``). Here the stream is decoded at its
+    native rate, down-mixed by ``mix`` and resampled by ``resampler``; the only difference left from the
+    upstream path is the wav's 16-bit quantisation (≤ 3·10⁻⁵), since the compressed stream is decoded
+    straight to float. ``docs/weak_pipeline.md`` ("Training recipe") gives the measured difference of the
+    ``swr`` switch.
+
+    Args:
+        path: any media file PyAV opens.
+        stream_index: container index of the audio stream (default: the best one).
+        mix: ``"mean"`` (default, upstream) or ``"ffmpeg"``; see :func:`load_audio`.
+        resampler: ``"resampy"`` (default, upstream) or ``"swr"``; see :data:`RESAMPLERS`.
+
+    Returns:
+        A 16 kHz mono :class:`AudioTrack` (float32), or ``None`` when the file has no audio stream.
+
+    Raises:
+        InputError: as :func:`load_audio`.
+        ValueError: unknown ``mix`` or ``resampler``.
+    """
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {RESAMPLERS}, got {resampler!r}")
+    if resampler == "swr":
+        return load_audio(path, STFT_WINDOW, stream_index=stream_index, mix=mix)
+    track = load_audio(path, None, stream_index=stream_index, mix=mix)
+    if track is None or track.sample_rate == STFT_WINDOW:
+        return track
+    track.samples = resample_kaiser_best(track.samples, track.sample_rate, STFT_WINDOW)
+    track.sample_rate = STFT_WINDOW
+    return track
+
+
+def resample_kaiser_best(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """``resampy.resample(samples, rate_in, rate_out, filter="kaiser_best")`` in float64, returned as float32.
+
+    Shapes: ``[n]`` → ``[ceil(n · rate_out / rate_in)]``; rates in Hz. An empty input gives an empty output.
+    """
+    import resampy
+
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0, np.float32)
+    return resampy.resample(x, int(rate_in), int(rate_out), filter="kaiser_best").astype(np.float32)
+
+
 def _mono(block: np.ndarray, mix: str) -> np.ndarray:
     """A resampler output block (``[1, n]`` packed mono, or ``[C, n]`` planar) → float32 ``[n]``."""
     if mix == "ffmpeg":

@@ -3,8 +3,12 @@
 Per frame: the branch's raw and fused class maps, ``att = relu((map_raw + map_fused) / 2)[class]``, divided by
 its max, ×255 → uint8, resized to the network input size (square) and written as PNG, with a row in
 ``cams.csv`` (``docs/weak_pipeline.md``). The CAM class is the predicted one for S and the ground truth for
-SA/ST, as upstream (``cam_class="auto"``); ``prob`` is the softmax probability of that class from the fused
-logits. *Selective* (default, as upstream): only correctly classified frames get a CAM.
+SA/ST, as upstream (``cam_class="auto"``). The prediction and ``prob`` (the softmax probability of the CAM
+class) come from the logits upstream's test scripts use (``cam_logits="auto"``): S's **raw** head
+(``softmax(x11)`` in ``S/test.py``), the **fused** logits of SA and ST (``softmax(x1)`` in their ``test.py``).
+*Selective* (default, as upstream): only correctly classified frames get a CAM. ST's CAMs cover every
+frame: a clip's first and last second, which ST does not train on, use frame t for the missing neighbour
+(``TripletDataset(edges="repeat")``), so the three CAM folders stay aligned.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def cam_image(map_raw: torch.Tensor, map_fused: torch.Tensor, cls: int, size: in
 
 @torch.no_grad()
 def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class: str = "auto",
-                 selective: bool = True, batch_size: int = 8, progress: bool = True) -> int:
+                 selective: bool = True, batch_size: int = 8, progress: bool = True,
+                 cam_logits: str = "auto") -> int:
     """Write the CAM folder of a trained branch over a prepared root's split.
 
     Args:
@@ -66,31 +71,39 @@ def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class:
         cam_class: ``"pred"``, ``"label"`` or ``"auto"`` (S: predicted, SA/ST: ground truth).
         selective: keep only correctly classified frames.
         batch_size: frames per forward pass.
+        cam_logits: logits whose softmax gives the prediction and ``prob``: ``"raw"``, ``"fused"`` or
+            ``"auto"`` (upstream: raw for S, fused for SA and ST).
 
     Returns:
         Number of CAMs written.
+
+    Raises:
+        ValueError: unknown ``cam_class`` or ``cam_logits``.
     """
     task, net = load_run(run)
     task.data = data
     samples = read_manifest(data, split)
     k = len(task.classes)
-    ds = (TripletDataset(samples, task.transform(False), k) if task.branch == "ST"
+    ds = (TripletDataset(samples, task.transform(False), k, edges="repeat") if task.branch == "ST"
           else FrameDataset(samples, task.transform(False), k))
     use = {"auto": "pred" if task.branch == "S" else "label"}.get(cam_class, cam_class)
     if use not in ("pred", "label"):
         raise ValueError(f"cam_class must be pred, label or auto, got {cam_class!r}")
+    logits_from = {"auto": "raw" if task.branch == "S" else "fused"}.get(cam_logits, cam_logits)
+    if logits_from not in ("raw", "fused"):
+        raise ValueError(f"cam_logits must be raw, fused or auto, got {cam_logits!r}")
     os.makedirs(out, exist_ok=True)
     rows = []
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     for frames, audio, label, idx in tqdm(loader, desc=f"CAMs {task.branch}", disable=not progress, leave=False):
         if task.branch == "S":
-            _, fused, m1, m2 = net(frames)
+            raw, fused, m1, m2 = net(frames)
         elif task.branch == "SA":
-            _, fused, m1, m2 = net(frames, audio)
+            raw, fused, m1, m2 = net(frames, audio)
         else:
             o = net(frames)
-            fused, m1, m2 = o[1], o[6], o[7]
-        prob = torch.softmax(fused.float(), 1)
+            raw, fused, m1, m2 = o[0], o[1], o[6], o[7]
+        prob = torch.softmax((raw if logits_from == "raw" else fused).float(), 1)
         pred = prob.argmax(1)
         for b in range(len(idx)):
             s = samples[int(idx[b])]
@@ -114,5 +127,6 @@ def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class:
     os.replace(tmp, os.path.join(out, "cams.csv"))
     with open(os.path.join(out, "cams_config.json"), "w") as f:
         json.dump({"run": os.path.abspath(run), "data": os.path.abspath(data), "split": split, "cam_class": use,
-                   "selective": selective, "branch": task.branch, "stage": task.stage, "size": task.crop}, f, indent=2)
+                   "selective": selective, "cam_logits": logits_from, "branch": task.branch, "stage": task.stage,
+                   "size": task.crop}, f, indent=2)
     return len(rows)

@@ -84,6 +84,8 @@ def add_parser(sub) -> None:
     ca.add_argument("--split", default="train", choices=("train", "val", "test"))
     ca.add_argument("--out", required=True, metavar="DIR")
     ca.add_argument("--cam-class", default="auto", choices=("auto", "pred", "label"))
+    ca.add_argument("--cam-logits", default="auto", choices=("auto", "raw", "fused"),
+                    help="logits for pred/prob (auto = upstream: raw for S, fused for SA/ST)")
     ca.add_argument("--all", action="store_true", help="also frames that are misclassified (not selective)")
     ca.add_argument("--quiet", action="store_true")
 
@@ -121,7 +123,7 @@ def run(args) -> int:
             from avsal.train.cams import compute_cams
 
             n = compute_cams(args.run, args.data, args.out, args.split, args.cam_class, not args.all,
-                             progress=not args.quiet)
+                             progress=not args.quiet, cam_logits=args.cam_logits)
             print(f"{n} CAMs written to {args.out}", file=sys.stderr)
             return 0
         if args.train_command in ("vinet", "avinet"):

@@ -1,8 +1,10 @@
 """The STANet training tasks: SCAM branches (S, SA, ST; coarse and fine) and STA.
 
-Upstream recipe (stanet.md §3; the issue's defaults): SCAM — SGD lr 1e-4, wd 5e-4, ×0.1 at epochs 5 and 10,
-15 epochs, multilabel soft-margin loss on the raw and the fused logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over
-its three frames), resize then random crop and ColorJitter(0.3, 0.3, 0.3, 0.1); STA — lr 1e-3, wd 1e-4,
+Upstream recipe (``docs/weak_pipeline.md``, "Training recipe"): SCAM — SGD lr 1e-4, wd 5e-4, 15 epochs, the
+learning rate ×0.1 at epochs 5 and 10 for S only (upstream ``S/train.py`` is the only SCAM script that calls
+its ``reduce_lr``; SA and ST keep a constant rate), multilabel soft-margin loss on the raw and the fused
+logits (ST: ``0.4·Σ raw + 1.0·Σ fused`` over its three frames),
+resize then random crop and ColorJitter(0.3, 0.3, 0.3, 0.1); STA — lr 1e-3, wd 1e-4,
 15 epochs, ``Σ over the 6 outputs of BCEWithLogits + KLD(σ(p), gt)``.
 """
 
@@ -18,7 +20,7 @@ from avsal.data.datasets import (FrameDataset, STADataset, TripletDataset, read_
 from avsal.data.transforms import ColorJitter, TrainTransform
 from avsal.models.stanet.networks import SANet, SNet, STANet, STNet
 from avsal.train.engine import TrainConfig
-from avsal.train.losses import multilabel_soft_margin, saliency_loss
+from avsal.train.losses import KLD_EPS, multilabel_soft_margin, saliency_loss
 
 BRANCHES = {"S": ("stanet-s", SNet), "SA": ("stanet-sa", SANet), "ST": ("stanet-st", STNet)}
 
@@ -28,11 +30,22 @@ COARSE_SIZES = {"S": (300, 256), "SA": (256, 224), "ST": (256, 256)}
 FINE_SIZE = (356, 356)
 #: Upstream batch sizes (S, SA: 8; ST: 3 triplets).
 BATCH_SIZES = {"S": 8, "SA": 8, "ST": 3}
+#: Upstream learning-rate decay epochs (×0.1) per branch: only ``S/train.py`` calls ``reduce_lr`` (at
+#: its ``decay_points`` 5 and 10); ``SA/train.py`` and ``ST/train.py`` parse the same option but never
+#: decay, so their rate stays constant.
+MILESTONES = {"S": (5, 10), "SA": (), "ST": ()}
 
 
 def scam_train_config(branch: str, **overrides) -> TrainConfig:
-    """The default :class:`TrainConfig` of a SCAM branch, with overrides."""
-    return TrainConfig(**{"batch_size": BATCH_SIZES[branch], **overrides})
+    """The default :class:`TrainConfig` of a SCAM branch, with overrides.
+
+    Batch size :data:`BATCH_SIZES` and decay epochs :data:`MILESTONES` of the branch (upstream: only S
+    decays); pass ``milestones=(5, 10)`` to decay SA/ST as well (STA_trial's recipe).
+
+    Raises:
+        KeyError: unknown branch.
+    """
+    return TrainConfig(**{"batch_size": BATCH_SIZES[branch], "milestones": MILESTONES[branch], **overrides})
 
 
 def sta_train_config(**overrides) -> TrainConfig:
@@ -81,9 +94,15 @@ class ScamTask:
         tiny: tiny backbones (tests).
         resize, crop: override the stage's sizes.
         jitter: colour jitter on/off.
+        interpolation: image resize, ``"pil"`` (default, upstream's PIL bilinear) or ``"cv2"``
+            (:func:`avsal.data.transforms.resize_square`).
         independent_crops: ST only — crop each frame of a triplet independently (upstream) instead of sharing.
-        switch_list: SA only — a text file of ``clip,second`` lines (audio-relevant frames, upstream's
-            "switch" markers); SA then trains on those frames only.
+        st_edges: ST only — ``"skip"`` (default, upstream): a clip's first and last second (no t−1 or t+1)
+            are not trained on; ``"repeat"``: they are, with frame t standing in for the missing neighbour.
+        switch_list: SA only — the audio-relevance list (``ROOT/audio_relevance.csv`` of
+            :func:`avsal.data.relevance.write_audio_relevance`, rows with ``relevant`` 1; or plain
+            ``clip,second`` lines): upstream's "switch" frames, the only ones upstream SA trains on. ``None``:
+            every frame (the run's ``config.json`` then says ``"sa_frames": "all ..."``).
         st_weights: ST's (raw, fused) loss weights.
         network: extra :class:`~avsal.models.stanet.STANetConfig` fields.
         seed: augmentation seed.
@@ -97,7 +116,9 @@ class ScamTask:
     resize: int | None = None
     crop: int | None = None
     jitter: bool = True
+    interpolation: str = "pil"
     independent_crops: bool = False
+    st_edges: str = "skip"
     switch_list: str | None = None
     st_weights: tuple[float, float] = (0.4, 1.0)
     network: dict = field(default_factory=dict)
@@ -116,26 +137,34 @@ class ScamTask:
     def config_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = self.classes
+        if self.branch == "SA":
+            d["sa_frames"] = (f"audio-relevant only ({self.switch_list})" if self.switch_list else
+                              "all (no audio-relevance list; upstream trains SA on audio-relevant frames only)")
         return d
 
     def build_model(self) -> torch.nn.Module:
         return BRANCHES[self.branch][1](tiny=self.tiny, num_classes=len(self.classes), **self.network)
 
     def transform(self, train: bool = True) -> TrainTransform:
-        return TrainTransform(self.resize, self.crop, ColorJitter() if self.jitter else None, train)
+        return TrainTransform(self.resize, self.crop, ColorJitter() if self.jitter else None, train,
+                              self.interpolation)
 
     def samples(self):
         rows = read_manifest(self.data, self.split)
         if self.branch == "SA" and self.switch_list:
-            with open(self.switch_list) as f:
-                keep = {(c.strip(), int(s)) for c, s in (line.split(",")[:2] for line in f if line.strip())}
+            from avsal.data.relevance import read_relevant
+
+            keep = read_relevant(self.switch_list)
             rows = [r for r in rows if (r.clip, r.second) in keep]
+            if not rows:
+                raise ValueError(f"{self.switch_list}: no audio-relevant frame in the {self.split} split")
         return rows
 
     def dataset(self):
         k = len(self.classes)
         if self.branch == "ST":
-            return TripletDataset(self.samples(), self.transform(), k, self.seed, self.independent_crops)
+            return TripletDataset(self.samples(), self.transform(), k, self.seed, self.independent_crops,
+                                  self.st_edges)
         return FrameDataset(self.samples(), self.transform(), k, self.seed)
 
     def loss(self, model, batch):
@@ -165,7 +194,12 @@ class STATask:
         size: square input size (356).
         tiny: tiny backbones (tests).
         jitter: colour jitter of the frames.
+        interpolation: frame and pseudo-GT resize, ``"pil"`` (default, upstream) or ``"cv2"``.
+        shared_jitter: one jitter draw for the three frames of a triplet (default ``False``: one per frame,
+            as upstream).
         kld_normalise: ``"sample"`` (default) or ``"batch"`` (upstream ``loss.py``).
+        kld_eps: the KLD's guard (default upstream's ``sys.float_info.epsilon``; see
+            :data:`avsal.train.losses.KLD_EPS`).
         network: extra :class:`~avsal.models.stanet.STANetConfig` fields.
         seed: augmentation seed.
     """
@@ -176,7 +210,10 @@ class STATask:
     size: int = 356
     tiny: bool = False
     jitter: bool = True
+    interpolation: str = "pil"
+    shared_jitter: bool = False
     kld_normalise: str = "sample"
+    kld_eps: float = KLD_EPS
     network: dict = field(default_factory=dict)
     seed: int = 0
     name: str = "stanet-sta"
@@ -189,7 +226,8 @@ class STATask:
 
     def dataset(self):
         return STADataset(read_manifest(self.data, self.split), read_pseudo_gt(self.pseudo_gt), self.size,
-                          ColorJitter() if self.jitter else None, self.seed)
+                          ColorJitter() if self.jitter else None, self.seed, self.shared_jitter,
+                          self.interpolation)
 
     def loss(self, model, batch):
         """Σ over the 6 outputs of BCEWithLogits + KLD against the matching pseudo-GT (t, t, t−1, t−1, t+1, t+1)."""
@@ -197,5 +235,5 @@ class STATask:
         outs = model(frames, audio)
         # upstream order f0_1, f0_0, f1_1, f1_0, f2_0, f2_1 <-> (gt_t, gt_t, gt_t-1, gt_t-1, gt_t+1, gt_t+1)
         pairs = zip(outs, (0, 0, 1, 1, 2, 2))
-        total = sum(saliency_loss(o.float(), gt[:, k], self.kld_normalise) for o, k in pairs)
+        total = sum(saliency_loss(o.float(), gt[:, k], self.kld_normalise, self.kld_eps) for o, k in pairs)
         return total, {}

@@ -98,6 +98,42 @@ class AVFusion(nn.Module):
         return torch.sigmoid(self.gate(torch.bmm(att, v).view(b, self.dim, h, w)))
 
 
+class AudioQueryMask(nn.Module):
+    """Audio-conditioned spatial mask (avsal's alternative to :class:`AVFusion` for SA; not in upstream).
+
+    ``v = 1×1(Cv→D)(visual)``, ``q = BatchNorm(Linear(Ca→D)(audio))`` (standardised per dimension: the
+    unit-norm NetVLAD embeddings of different sounds differ little); mask ``= σ(w · cos(v(x), q) + b)`` with a learnt
+    scale ``w`` (initially 10) and bias ``b`` (initially 0): the mask lights up *where* the visual features
+    match the sound, the audio-visual correlation map of sound-source localisation (Arandjelović &
+    Zisserman, "Objects that Sound", ECCV 2018). The cosine makes the mask independent of the scale of the
+    N(0, 0.01)-initialised projections, so the audio path gets gradients from the start. In
+    :class:`AVFusion` the audio enters only through ``softmax_j(q_i p_j)`` against the *global* visual
+    embedding ``p`` (one temperature per row), which cannot tell which of two objects sounds;
+    ``docs/weak_pipeline.md`` ("Does SA use the audio?") measures the difference.
+
+    SA feeds it its class maps x1 (Cv = K): the audio then picks which class's evidence the mask follows.
+    The BatchNorm needs training batches of more than one sample (upstream's SA batch is 8).
+
+    Args:
+        visual_channels: Cv; audio_dim: Ca; dim: D (128); hidden: unused (the signature of :class:`AVFusion`).
+
+    Shapes: ``audio [B, Ca]``, ``visual [B, Cv, H, W]`` → ``[B, 1, H, W]`` in (0, 1).
+    """
+
+    def __init__(self, visual_channels: int, audio_dim: int, dim: int = 128, hidden: int = 32):
+        super().__init__()
+        self.visual_proj = nn.Conv2d(visual_channels, dim, 1)
+        self.audio_fc = nn.Linear(audio_dim, dim)
+        self.audio_norm = nn.BatchNorm1d(dim)
+        self.sim_weight = nn.Parameter(torch.tensor(10.0))  # "weight"/"bias" names: SGD groups ×10 / ×20
+        self.sim_bias = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        v = F.normalize(self.visual_proj(visual), dim=1)
+        q = F.normalize(self.audio_norm(self.audio_fc(audio)), dim=1)[:, :, None, None]
+        return torch.sigmoid(self.sim_weight * (v * q).sum(1, keepdim=True) + self.sim_bias)
+
+
 class STRefine(nn.Module):
     """Temporal refinement of three stacked frames (upstream ``extra_refineST``).
 

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsal.models.backbones import AudioResNet, resnext101_32x8d
-from avsal.models.stanet.layers import (AVFusion, ConvGRUCell, SelfAttention, STRefine, init_heads,
-                                        stack_frames)
+from avsal.models.stanet.layers import (AudioQueryMask, AVFusion, ConvGRUCell, SelfAttention, STRefine,
+                                        init_heads, stack_frames)
 
 #: The 28 AVE categories in upstream class-id order (sorted folder names; stanet.md §1).
 AVE_CLASSES = (
@@ -38,10 +38,12 @@ AVE_CLASSES = (
     "Race car, auto racing", "Rodents, rats, mice", "Shofar", "Toilet flush", "Train horn", "Truck",
     "Ukulele", "Violin, fiddle")
 
-#: Names of the ways SA can attend to audio. ``"avfusion"``: the inferred fix for upstream SA, which calls
-#: fusion layers it never defines (stanet.md §2.3): STA's AVfusion on the 2048-channel layer4 with a
-#: 128→28→1 gate, as in upstream ``SA+/modelCGCN.py``.
-SA_FUSIONS = ("avfusion",)
+#: Names of the ways SA can attend to audio. ``"avfusion"`` (default): the inferred fix for upstream SA,
+#: which calls fusion layers it never defines (stanet.md §2.3): STA's AVfusion on the 2048-channel layer4
+#: with a 128→28→1 gate, as in upstream ``SA+/modelCGCN.py``. ``"audio_query"``: avsal's audio-conditioned
+#: mask (:class:`~avsal.models.stanet.layers.AudioQueryMask`), which can single out the sounding one of
+#: two objects where AVfusion cannot (``docs/weak_pipeline.md``, "Does SA use the audio?").
+SA_FUSIONS = ("avfusion", "audio_query")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class STANetConfig:
         temporal_stack: ``"upstream"`` (default; the channel/time-mixing ``.view`` that official
             checkpoints depend on) or ``"permute"`` (the evident intent); see
             :func:`avsal.models.stanet.layers.stack_frames`.
-        sa_fusion: SA's audio-visual fusion, one of :data:`SA_FUSIONS`.
+        sa_fusion: SA's audio-visual fusion, one of :data:`SA_FUSIONS` (default ``"avfusion"``, upstream).
         st_channels: width of the 3×3 CAM head of SA/ST (2048 at full size).
         sta_channels: width of STA's reduced features (32).
     """
@@ -151,6 +153,10 @@ class SANet(_Base):
     """SA: audio-visual class-activation branch (upstream ``SANetModel`` with the named fusion fix).
 
     layer4 → CAM head (x1); ``x2 = GRU(1×1([relu(x1 + SelfAtt(x1)), relu(x1 + x1 ⊙ AV(a, layer4))]), x1)``.
+    With ``sa_fusion="audio_query"`` the mask is ``AV = AudioQueryMask(a, x1)`` (the sound matched against
+    the class maps x1 at every position) and the GRU's state is the gated map ``x1 ⊙ AV`` instead of x1, so
+    the fused logits see the sounding object's evidence; with upstream's GRU state x1 the fused logits stay
+    close to the visual-only raw ones (``docs/weak_pipeline.md``, "Does SA use the audio?").
 
     ``forward(frame [B, 3, H, W], audio [B, 81, 199])`` returns ``(logits_raw, logits_fused, map_raw,
     map_fused)`` as :class:`SNet`, maps at ``⌈H/32⌉``.
@@ -165,7 +171,10 @@ class SANet(_Base):
         self.audio_net = AudioResNet(tiny=cfg.tiny, num_classes=0)
         self.cam_head = _cam_head(c4, hidden, k)
         self.self_att = SelfAttention(k)
-        self.av_fusion = AVFusion(c4, self.audio_net.out_dim, dim=128, hidden=k)
+        if cfg.sa_fusion == "avfusion":
+            self.av_fusion = AVFusion(c4, self.audio_net.out_dim, dim=128, hidden=k)
+        else:  # matches the sound against the class maps x1
+            self.av_fusion = AudioQueryMask(k, self.audio_net.out_dim, dim=128)
         self.fusion = nn.Conv2d(2 * k, k, 1)
         self.gru = ConvGRUCell(k)
         self._init_heads()
@@ -175,8 +184,14 @@ class SANet(_Base):
         a = self.audio_net.embed(audio.unsqueeze(1))
         v = self.backbone.features(frame)[-1]
         x1 = self.cam_head(v)
-        fused = torch.cat([F.relu(x1 + self.self_att(x1)), F.relu(x1 + x1 * self.av_fusion(a, v))], 1)
-        x2 = self.gru(self.fusion(fused), x1)
+        if self.config.sa_fusion == "avfusion":
+            av = self.av_fusion(a, v)
+            state = x1
+        else:  # audio_query: the mask follows the sound over the class maps and gates the GRU's state
+            av = self.av_fusion(a, x1)
+            state = x1 * av
+        fused = torch.cat([F.relu(x1 + self.self_att(x1)), F.relu(x1 + x1 * av)], 1)
+        x2 = self.gru(self.fusion(fused), state)
         return _gap(x1), _gap(x2), x1, x2
 
 

@@ -44,6 +44,8 @@ class STAInferenceConfig:
         device: ``"cpu"`` or ``"cuda"``.
         bf16: bfloat16 autocast (≈2–3× faster on CPUs with AVX512-BF16 and on GPUs).
         channels_last: channels-last memory format.
+        resize: frame resize to ``input_size``: ``"pil"`` (default, upstream ``test.py``'s PIL bilinear,
+            antialiased when shrinking) or ``"cv2"`` (``INTER_LINEAR``, aliased); see :func:`preprocess`.
     """
 
     input_size: int = 356
@@ -53,14 +55,20 @@ class STAInferenceConfig:
     device: str = "cpu"
     bf16: bool = False
     channels_last: bool = False
+    resize: str = "pil"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def preprocess(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` → float32 ``[3, size, size]``, bilinear resize, ImageNet-normalised."""
-    x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+def preprocess(rgb: np.ndarray, size: int, resize: str = "pil") -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` → float32 ``[3, size, size]``, bilinear resize, ImageNet-normalised.
+
+    ``resize``: ``"pil"`` (upstream) or ``"cv2"`` (:func:`avsal.data.transforms.resize_square`).
+    """
+    from avsal.data.transforms import resize_square
+
+    x = resize_square(rgb, size, resize).astype(np.float32) / 255.0
     x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
@@ -113,7 +121,8 @@ class STAVideoModel:
     @torch.inference_mode()
     def encode(self, frames: list[Frame], audio: AudioTrack | None) -> list[FrameFeatures]:
         """Encode frames once: ``len(frames)`` per-frame :class:`FrameFeatures` (batch 1 each)."""
-        x = torch.stack([preprocess(f.rgb, self.config.input_size) for f in frames]).to(self.device)
+        cfg = self.config
+        x = torch.stack([preprocess(f.rgb, cfg.input_size, cfg.resize) for f in frames]).to(self.device)
         a = torch.from_numpy(stft_features_at(audio, [f.time for f in frames])).to(self.device)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -163,7 +172,7 @@ class STAVideoModel:
         """Upstream-style reference: every triplet through the full network (``forward``), ``batch_size``
         triplets at a time; returns the same maps as :meth:`stream` (used by tests and the benchmark)."""
         n = len(frames)
-        x = torch.stack([preprocess(f.rgb, self.config.input_size) for f in frames])
+        x = torch.stack([preprocess(f.rgb, self.config.input_size, self.config.resize) for f in frames])
         a = torch.from_numpy(stft_features_at(audio, [f.time for f in frames]))
         order = [(t, max(t - 1, 0), min(t + 1, n - 1)) for t in range(n)]
         maps = []
