@@ -1,4 +1,4 @@
-"""``avsal train scam|sta|stavis|liu20`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
+"""``avsal train scam|sta|stavis|liu20|vinet|avinet`` and ``avsal cams`` (wired into :mod:`avsal.cli`)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ def add_parser(sub) -> None:
     lq.add_argument("--fold-lists", metavar="DIR", help="fold-list folder (default ROOT/fold_lists)")
     _add_train_options(lq)
 
+    for name, what in (("vinet", "ViNet (visual; DHF1K-layout data)"), ("avinet", "AViNet (audio-visual)")):
+        vp = tsub.add_parser(name, help=f"train {what}; upstream recipe: Adam 1e-4, batch 8, 40 epochs, KL loss")
+        vp.add_argument("--data", required=True, metavar="ROOT", help="dataset root (see --layout)")
+        vp.add_argument("--layout", choices=("dhf1k", "stavis"),
+                        help="dhf1k: ROOT/<video>/{images,maps}; stavis: the AV sets (default dhf1k for vinet, "
+                             "stavis for avinet)")
+        vp.add_argument("--split", type=int, help="fold of the stavis layout (1-3)")
+        for term in ("kldiv", "cc", "sim", "l1"):
+            vp.add_argument(f"--{term}", action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{term} loss term (default: only kldiv)")
+        vp.add_argument("--visual-weights", metavar="FILE", help="avinet: ViNet weights for visual_model "
+                        "(upstream --load_weight)")
+        _add_train_options(vp)
     sv = tsub.add_parser("stavis", help="train STAViS (visual, then audio-visual) on the STAViS release layout")
     sv.add_argument("--variant", required=True, choices=("visual", "av"))
     sv.add_argument("--data", required=True, metavar="STAVIS_ROOT",
@@ -113,6 +126,8 @@ def run(args) -> int:
                              progress=not args.quiet, cam_logits=args.cam_logits)
             print(f"{n} CAMs written to {args.out}", file=sys.stderr)
             return 0
+        if args.train_command in ("vinet", "avinet"):
+            return _run_vinet(args)
         if args.train_command == "stavis":
             from avsal.models.stavis.training import StavisTask, load_inits, stavis_train_config
 
@@ -165,6 +180,37 @@ def run(args) -> int:
     except (InputError, ValueError, FileNotFoundError) as e:
         print(f"avsal: error: {e}", file=sys.stderr)
         return 2
+    print(f"{t.name}: {res['step']} iterations, last loss {res['last_loss']}; run folder {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def _run_vinet(args) -> int:
+    """``avsal train vinet|avinet`` (``--backbone-weights`` = S3D_kinetics400.pt, ``--audio-weights`` =
+    soundnet8_final.pth or a STAViS checkpoint)."""
+    from avsal.models.vinet.init import init_from_files
+    from avsal.models.vinet.training import ViNetTask, vinet_train_config
+    from avsal.train.engine import fit
+
+    train, task = _split_config(args, set(ViNetTask.__dataclass_fields__))
+    task["model"] = args.train_command
+    task.setdefault("layout", args.layout or ("dhf1k" if args.train_command == "vinet" else "stavis"))
+    if args.split is not None:
+        task["split"] = args.split
+    losses = dict(task.get("losses", {}))
+    losses.update({t: getattr(args, t) for t in ("kldiv", "cc", "sim", "l1") if getattr(args, t) is not None})
+    task["losses"] = losses
+    t = ViNetTask(data=args.data, **task)
+    cfg = vinet_train_config(**train)
+
+    def init(model):
+        reports = init_from_files(model, s3d=args.backbone_weights, soundnet=args.audio_weights,
+                                  visual=args.visual_weights)
+        for part, rep in reports.items():
+            if rep is not None:
+                print(f"{part}: {len(rep.mapped)} tensors loaded, {len(rep.dropped)} dropped", file=sys.stderr)
+
+    res = fit(t, cfg, args.out, resume=args.resume, progress=not args.quiet, init_fn=init)
     print(f"{t.name}: {res['step']} iterations, last loss {res['last_loss']}; run folder {args.out}",
           file=sys.stderr)
     return 0
