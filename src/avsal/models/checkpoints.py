@@ -251,12 +251,16 @@ def read_checkpoint(path: str | os.PathLike):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise InputError(path, "the checkpoint contains pickled Python objects besides tensors, and avsal never "
-                         "executes pickled code (torch.load weights_only=True). Re-save only its state_dict "
-                         f"(torch.save(ckpt['state_dict'], ...)) in a trusted environment. Details: "
-                         f"{str(e).splitlines()[0]}") from None
-    except Exception as e:
-        raise InputError(path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        # torch's message advises retrying with weights_only=False (running the file's code): never repeat it.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found is None:
+            raise InputError(path, "not a checkpoint (neither a PyTorch file of tensors nor safetensors)") from None
+        raise InputError(path, f"the checkpoint contains pickled Python objects besides tensors ({found.group(1)}), "
+                         "and avsal never executes pickled code (torch.load weights_only=True). Re-save only its "
+                         "state_dict (torch.save(ckpt['state_dict'], ...)) in a trusted environment") from None
+    except Exception:
+        raise InputError(path, "not a checkpoint (neither a PyTorch file of tensors nor safetensors; "
+                         "truncated or corrupt?)") from None
 
 
 def sidecar_path(weights_path: str | os.PathLike) -> str:
