@@ -53,3 +53,93 @@ def test_fps_sampling_is_linear_in_frames(small_clip):
 def test_sampling_rejects_non_finite(kwargs):
     with pytest.raises(ValueError):
         Sampling(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# One CLI error policy (#1, #8, #11)
+# ----------------------------------------------------------------------------------------------------
+
+from avsal.cli import main  # noqa: E402
+
+
+def _one_error_line(err: str, command: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("avsal") and "error: " in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e9", "0", "-2", "two"])
+def test_bad_fps_is_a_usage_error(small_clip, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(small_clip), "--out", str(tmp_path / "o"), "--fps", value, "--quiet"])
+    assert ex.value.code == 2
+    assert "--fps" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "x"])
+def test_bad_every_is_a_usage_error(small_clip, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(small_clip), "--out", str(tmp_path / "o"), "--every", value, "--quiet"])
+    assert ex.value.code == 2
+    assert "--every" in capsys.readouterr().err
+
+
+def test_api_refuses_absurd_fps_before_any_video(small_clip, tmp_path):
+    from avsal.errors import UsageError
+    from avsal.predict import PredictOptions, predict_many
+
+    for fps in (math.inf, 1e9, 0.0):
+        with pytest.raises(UsageError, match="--fps"):
+            predict_many([str(small_clip)], str(tmp_path / "o"), PredictOptions(fps=fps), progress=False)
+
+
+def test_random_bytes_as_weights_are_not_a_checkpoint(tmp_path, capsys):
+    from avsal.errors import InputError
+    from avsal.models.checkpoints import read_checkpoint
+
+    p = tmp_path / "w.pth"
+    p.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(InputError, match="not a checkpoint") as ex:
+        read_checkpoint(p)
+    assert "weights_only=False" not in str(ex.value) and "pickled" not in str(ex.value)
+    rc = main(["convert-weights", "--model", "stanet-sta", str(p), str(tmp_path / "o.safetensors")])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err, "convert-weights")
+    assert "not a checkpoint" in line and "weights_only=False" not in line
+
+
+def _blocked(tmp_path):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    return str(f / "sub")  # a path under a regular file: cannot be created
+
+
+def test_error_policy_command_by_command(small_clip, tmp_path, capsys):
+    """Every command: an AvsalError that stops it is one line ``avsal CMD: error: …`` and exit 2."""
+    blocked = _blocked(tmp_path)
+    missing = str(tmp_path / "missing")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,label\nsmall,dog\n")
+    cfg = tmp_path / "p.json"
+    cfg.write_text('{"work": "%s", "videos": "%s", "labels": "%s"}' % (blocked, small_clip.parent, labels))
+    cases = {
+        "predict": ["predict", str(small_clip), "--out", blocked, "--quiet"],
+        "convert-weights": ["convert-weights", "--model", "stanet-sta", missing, str(tmp_path / "o.safetensors")],
+        "prepare folder": ["prepare", "folder", "--videos", str(small_clip.parent), "--labels", str(labels),
+                           "--out", blocked, "--quiet"],
+        "train scam": ["train", "scam", "--branch", "S", "--stage", "coarse", "--data", missing, "--out",
+                       str(tmp_path / "run"), "--tiny", "--quiet"],
+        "cams": ["cams", "--run", missing, "--data", missing, "--out", str(tmp_path / "cams"), "--quiet"],
+        "pseudo-gt crop": ["pseudo-gt", "crop", "--data", missing, "--cams", f"S={missing}", "--out",
+                           str(tmp_path / "crops")],
+        "evaluate": ["evaluate", "--data-root", missing, "--dataset", "DIEM", "--pred", missing, "--out",
+                     blocked, "--quiet"],
+        "pipeline weak": ["pipeline", "weak", "--config", str(cfg)],
+    }
+    for name, argv in cases.items():
+        rc = main(argv)
+        assert rc == 2, (name, rc)
+        _one_error_line(capsys.readouterr().err, name.split()[0])

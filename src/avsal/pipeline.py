@@ -125,8 +125,9 @@ def run_weak(cfg: PipelineConfig) -> dict:
 
             dist.barrier()
 
-    w = cfg.work
-    os.makedirs(w, exist_ok=True)
+    from avsal.io.write import ensure_writable_dir
+
+    w = ensure_writable_dir(cfg.work)
     if info.main:
         with open(os.path.join(w, "pipeline_config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=2)

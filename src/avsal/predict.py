@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import avsal
-from avsal.errors import InputError, OutputError
+from avsal.errors import InputError, OutputError, UsageError
 from avsal.io.audio import load_audio
 from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
 from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
@@ -39,6 +39,10 @@ from avsal.models.base import model_stream, upsample
 #: File extensions collected when an input is a folder.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
                     ".ogv", ".3gp")
+
+#: Largest ``--fps`` accepted: more maps per second than any video has frames is a mistake (to predict
+#: every frame, give no ``--fps``).
+MAX_SAMPLING_FPS = 1000.0
 
 #: RMS amplitude below which a soundtrack is reported as near-silent (−60 dBFS).
 NEAR_SILENT_RMS = 1e-3
@@ -125,15 +129,42 @@ def _h5_size(h: int, w: int, max_side: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def check_sampling_fps(fps: float) -> float:
+    """``fps`` if it is a usable sampling rate (finite, ``0 < fps <= MAX_SAMPLING_FPS``).
+
+    Raises:
+        UsageError: otherwise (``inf``, ``nan``, ``1e9``, ``0``, negative).
+    """
+    fps = float(fps)
+    if not (math.isfinite(fps) and 0 < fps <= MAX_SAMPLING_FPS):
+        raise UsageError(f"--fps must be a number in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {fps:g} "
+                         "(give no --fps to predict every frame)")
+    return fps
+
+
 def _check_options(opts: PredictOptions) -> None:
+    """Check the options once, before any video (bad values are usage errors, not per-video failures).
+
+    Raises:
+        UsageError: the message names the option.
+    """
     if opts.every is not None and opts.fps is not None:
-        raise ValueError("give at most one of --every and --fps")
-    if opts.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
+        raise UsageError("give at most one of --every and --fps")
+    if opts.every is not None and (isinstance(opts.every, bool) or not isinstance(opts.every, int)
+                                   or opts.every < 1):
+        raise UsageError(f"--every must be a whole number >= 1, got {opts.every!r}")
+    if opts.fps is not None:
+        check_sampling_fps(opts.fps)
+    if isinstance(opts.batch_size, bool) or not isinstance(opts.batch_size, int) or opts.batch_size < 1:
+        raise UsageError(f"--batch-size must be a whole number >= 1, got {opts.batch_size!r}")
+    if not (isinstance(opts.h5_max_side, int) and opts.h5_max_side >= 1):
+        raise UsageError(f"h5_max_side must be a whole number >= 1, got {opts.h5_max_side!r}")
+    if not (isinstance(opts.overlay_alpha, (int, float)) and 0 <= opts.overlay_alpha <= 1):
+        raise UsageError(f"overlay_alpha must be a number in [0, 1], got {opts.overlay_alpha!r}")
     if opts.shard is not None:
         k, n = opts.shard
         if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
-            raise ValueError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
+            raise UsageError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
