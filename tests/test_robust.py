@@ -143,3 +143,66 @@ def test_error_policy_command_by_command(small_clip, tmp_path, capsys):
         rc = main(argv)
         assert rc == 2, (name, rc)
         _one_error_line(capsys.readouterr().err, name.split()[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# A failing write (#2)
+# ----------------------------------------------------------------------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from avsal.synth import write_clip  # noqa: E402
+
+
+def _noise_clip(path, n=25, h=360, w=640):
+    rng = np.random.default_rng(1)
+    write_clip(path, lambda i: rng.integers(0, 256, (h, w, 3), dtype=np.uint8), n, 25)
+    return path
+
+
+def _finished_looking(out):
+    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+
+@pytest.mark.parametrize("limit_kib", [1100, 1600])  # big: saliency.h5 fails / h5 fits, overlay.mp4 fails
+def test_file_size_limit_fails_one_video_and_the_batch_goes_on(small_clip, tmp_path, limit_kib):
+    """Under ``ulimit -f`` HDF5 used to segfault (exit 139): no summary, the next video never ran."""
+    big = _noise_clip(tmp_path / "big.mp4")
+    out = tmp_path / "out"
+    code = ("import resource, sys; from avsal.cli import main; "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_kib * 1024}, {limit_kib * 1024})); "
+            f"sys.exit(main(['predict', {str(big)!r}, {str(small_clip)!r}, '--out', {str(out)!r}, '--quiet']))")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "1 done, 0 skipped, 1 failed" in r.stderr
+    fail = [ln for ln in r.stderr.splitlines() if ln.startswith("FAIL")]
+    assert len(fail) == 1 and "big.mp4" in fail[0] and "could not write" in fail[0]
+    assert _finished_looking(out) == ["small"]  # no big/ folder, no hidden partial left
+    assert (out / "small" / "meta.json").is_file()
+
+
+def test_write_error_enospc_is_named_and_cleaned(small_clip, tmp_path, monkeypatch):
+    import avsal.predict as P
+
+    calls = {"n": 0}
+    real = P.write_png
+
+    def full_disk(path, sal):
+        calls["n"] += 1
+        if "big" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, sal)
+
+    monkeypatch.setattr(P, "write_png", full_disk)
+    big = tmp_path / "big.mp4"
+    big.write_bytes(small_clip.read_bytes())
+    out = tmp_path / "out"
+    res = P.predict_many([str(big), str(small_clip)], str(out), P.PredictOptions(overlay=False), progress=False,
+                         log=lambda m: None)
+    assert res.done == [str(small_clip)] and list(res.failed) == [str(big)]
+    assert "No space left on device" in res.failed[str(big)]
+    assert _finished_looking(out) == ["small"]

@@ -427,6 +427,13 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
+def _write_failure(path: str, final: str, e: OSError | OutputError) -> str:
+    """One line for a video whose outputs could not be written (nothing of it is left in ``final``)."""
+    where = os.path.basename(getattr(e, "path", None) or getattr(e, "filename", None) or "") or "outputs"
+    why = e.problem if isinstance(e, OutputError) else f"{e.strerror or e}; is the disk full?"
+    return f"{path}: could not write {where} in {final}: {why}; nothing was kept"
+
+
 @dataclass
 class BatchResult:
     """Outcome of :func:`predict_many`: per input, ``"done"``, ``"skipped"`` or the error message."""
@@ -470,9 +477,13 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
         try:
             with atomic_dir(final, overwrite=True) as tmp:
                 res = _run(path, net, opts, tmp, keep_maps=False, progress=progress)
-        except (InputError, OutputError) as e:
+        except InputError as e:
             result.failed[path] = str(e)
             log(f"FAIL  {e}")
+            continue
+        except (OutputError, OSError) as e:  # disk full, file size limit, …: this video fails, the next runs
+            result.failed[path] = _write_failure(path, final, e)
+            log(f"FAIL  {result.failed[path]}")
             continue
         except Exception as e:  # one video's unexpected failure must not stop the batch
             result.failed[path] = f"{path}: {type(e).__name__}: {e}"

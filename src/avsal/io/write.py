@@ -7,6 +7,7 @@ hidden temporary folder next to the final one and renamed into place only when e
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -99,7 +100,94 @@ def to_uint8(sal: np.ndarray) -> np.ndarray:
 def write_png(path: str | os.PathLike, sal: np.ndarray) -> None:
     """Write a saliency map float ``[H, W]`` in [0, 1] as an 8-bit grayscale PNG."""
     if not cv2.imwrite(os.fspath(path), to_uint8(sal), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OutputError(path, "PNG could not be written")
+        raise OutputError(path, "PNG could not be written (is the disk full?)")
+
+
+class _GuardedFile:
+    """A binary file for h5py's file-object driver that never reports a failed write to HDF5.
+
+    HDF5 does not survive a failed write (disk full, ``ulimit -f``): its caches are left inconsistent and
+    closing or freeing any of its objects afterwards crashes the process (a segfault, not an exception).
+    So the first ``OSError`` of a write is recorded in :attr:`error` and every later write is discarded
+    (reads of what was never written return zeros) while HDF5 runs to the end normally; the owner checks
+    :attr:`error` and raises :class:`~avsal.errors.OutputError`. The file is garbage then, and is deleted
+    with the temporary output folder.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.raw = open(path, "w+b", buffering=0)  # unbuffered: only write() ever writes
+        self.error: OSError | None = None
+        self.pos = 0  # position once writing has failed
+
+    def _fail(self, e: OSError, pos: int) -> None:
+        self.error, self.pos = e, pos
+
+    def write(self, data) -> int:
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        if self.error is None:
+            start = self.raw.tell()
+            done = 0
+            try:
+                while done < n:
+                    k = self.raw.write(mv[done:])
+                    if not k:
+                        raise OSError(errno.ENOSPC, "short write")
+                    done += k
+                return n
+            except OSError as e:
+                self._fail(e, start + n)
+                return n
+        self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if self.error is None:
+            try:
+                return self.raw.read(size)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        return bytes(max(size, 0))
+
+    def readinto(self, buf) -> int:
+        mv = memoryview(buf).cast("B")
+        if self.error is None:
+            try:
+                return self.raw.readinto(mv)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        mv[:] = bytes(len(mv))
+        return len(mv)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self.error is None:
+            try:
+                return self.raw.seek(offset, whence)
+            except OSError as e:
+                self._fail(e, self.pos)
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.pos
+        return self.pos
+
+    def tell(self) -> int:
+        return self.raw.tell() if self.error is None else self.pos
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        return self.pos if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError as e:
+            self.error = self.error or e
 
 
 class H5MapWriter:
@@ -108,10 +196,19 @@ class H5MapWriter:
     Datasets: ``saliency`` float16 ``[T, H', W']`` (values in [0, 1]), ``frame_indices`` int64 ``[T]``
     (0-based decoded frame index), ``times`` float64 ``[T]`` (seconds). Attributes: ``frame_size``
     ``(H, W)`` of the video, plus any given in ``attrs``.
+
+    Raises:
+        OutputError: from :meth:`append` or :meth:`close` when the file cannot be written (disk full, file
+            size limit); the process never crashes (see :class:`_GuardedFile`).
     """
 
     def __init__(self, path: str | os.PathLike, map_size: tuple[int, int], attrs: dict | None = None):
-        self.file = h5py.File(os.fspath(path), "w")
+        self.path = os.fspath(path)
+        try:
+            self._raw = _GuardedFile(self.path)
+        except OSError as e:
+            raise OutputError(self.path, f"cannot be created ({e.strerror or e})") from None
+        self.file = h5py.File(self._raw, "w")
         h, w = map_size
         self.sal = self.file.create_dataset("saliency", shape=(0, h, w), maxshape=(None, h, w),
                                             dtype="float16", chunks=(1, h, w), compression="gzip",
@@ -123,6 +220,12 @@ class H5MapWriter:
         for k, v in (attrs or {}).items():
             self.file.attrs[k] = v
         self.n = 0
+        self._check()
+
+    def _check(self) -> None:
+        e = self._raw.error
+        if e is not None:
+            raise OutputError(self.path, f"{e.strerror or e}; is the disk full?")
 
     def append(self, sal: np.ndarray, index: int, time: float) -> None:
         n = self.n
@@ -133,9 +236,17 @@ class H5MapWriter:
         self.idx[n] = index
         self.times[n] = time
         self.n += 1
+        self._check()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is None:
+            return
+        try:
+            self.file.close()
+        finally:
+            self.file = self.sal = self.idx = self.times = None
+            self._raw.close()
+        self._check()
 
 
 def jet_overlay(rgb: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndarray:
