@@ -206,3 +206,110 @@ def test_write_error_enospc_is_named_and_cleaned(small_clip, tmp_path, monkeypat
     assert res.done == [str(small_clip)] and list(res.failed) == [str(big)]
     assert "No space left on device" in res.failed[str(big)]
     assert _finished_looking(out) == ["small"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ctrl-C and leftovers (#9), reruns (#10), clashing names (#3)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_temporary_files(small_clip, tmp_path, capsys, monkeypatch):
+    import avsal.predict as P
+
+    calls = {"n": 0}
+    real = P.write_png
+
+    def interrupted(path, sal):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(path, sal)
+
+    monkeypatch.setattr(P, "write_png", interrupted)
+    out = tmp_path / "out"
+    assert main(["predict", str(small_clip), "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1
+    assert "interrupted" in err
+    assert list(out.iterdir()) == []
+
+
+def test_sigint_to_a_real_run(small_clip, tmp_path):
+    import signal
+
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "avsal.cli", "predict", str(small_clip), "--out", str(out),
+                             "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    t = time.time()
+    while time.time() - t < 120 and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal came")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1
+    assert [p.name for p in out.iterdir()] == []
+
+
+def test_stale_hidden_folders_are_cleaned_by_the_next_run(small_clip, tmp_path):
+    import fcntl
+
+    from avsal.io.write import clean_stale
+    from avsal.predict import PredictOptions, predict_many
+
+    out = tmp_path / "out"
+    (out / ".small.partial-abc123" / "maps").mkdir(parents=True)
+    (out / ".small.old-x1y2z3" / "small").mkdir(parents=True)
+    live = out / ".other.partial-live1"
+    live.mkdir()
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a run in progress (another shard) holds its folder
+    try:
+        res = predict_many([str(small_clip)], str(out), PredictOptions(overlay=False), progress=False,
+                           log=lambda m: None)
+        assert res.done == [str(small_clip)]
+        assert sorted(p.name for p in out.iterdir()) == [".other.partial-live1", "small"]
+        assert clean_stale(out) == []  # still locked
+    finally:
+        os.close(fd)
+    assert clean_stale(out) == [str(live)]
+    # a run killed between its two renames: the previous result is restored, not lost
+    (out / ".small.old-k1").mkdir()
+    (out / "small").rename(out / ".small.old-k1" / "small")
+    assert not (out / "small").exists()
+    clean_stale(out, "small")
+    assert (out / "small" / "meta.json").is_file() and sorted(p.name for p in out.iterdir()) == ["small"]
+
+
+def test_rerun_skips_only_the_same_input_and_options(small_clip, tmp_path):
+    from avsal.predict import PredictOptions, predict_many
+
+    d1, d2 = tmp_path / "d1", tmp_path / "d2"
+    d1.mkdir()
+    d2.mkdir()
+    a, b = d1 / "clip.mp4", d2 / "clip.mp4"
+    a.write_bytes(small_clip.read_bytes())
+    b.write_bytes(small_clip.read_bytes())
+    out = tmp_path / "out"
+    opts = PredictOptions(overlay=False, every=10)
+    logs: list[str] = []
+    res = predict_many([str(a), str(b)], str(out), opts, progress=False, log=logs.append)
+    assert len(res.done) == 2 and len(list(out.iterdir())) == 2  # (#3) one folder per input
+    res = predict_many([str(a), str(b)], str(out), opts, progress=False, log=logs.append)
+    assert len(res.skipped) == 2
+    # the input changed: redo it, and say so
+    _noise_clip(a, n=10, h=96, w=128)
+    logs.clear()
+    res = predict_many([str(a), str(b)], str(out), opts, progress=False, log=logs.append)
+    assert res.done == [str(a)] and res.skipped == [str(b)]
+    assert any(m.startswith("redo") and "input file changed" in m for m in logs)
+    # an option that changes the outputs: redo both; one that does not (batch size): skip
+    logs.clear()
+    res = predict_many([str(a), str(b)], str(out), PredictOptions(overlay=False, every=5), progress=False,
+                       log=logs.append)
+    assert len(res.done) == 2 and sum("every: 10 -> 5" in m for m in logs) == 2
+    res = predict_many([str(a), str(b)], str(out), PredictOptions(overlay=False, every=5, batch_size=3),
+                       progress=False, log=lambda m: None)
+    assert len(res.skipped) == 2

@@ -11,7 +11,9 @@ Per video, ``avsal predict`` writes into ``OUT/<video stem>/``:
   streams, counts, fps, duration, has_audio, warnings, wall time).
 
 The folder appears only when all of it is complete (see :func:`avsal.io.write.atomic_dir`), so a run
-over a folder of videos can be interrupted and restarted: finished videos are skipped.
+over a folder of videos can be interrupted and restarted: a finished video is skipped when its
+``meta.json`` records the same input SHA-256, weights SHA-256 and output options (:data:`RESULT_OPTIONS`),
+and redone (saying why) otherwise; the hidden leftovers of a killed run are removed.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import avsal
 from avsal.errors import InputError, OutputError, UsageError
 from avsal.io.audio import load_audio
 from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
-from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
-                            sha256_file, write_png)
+from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, clean_stale, ensure_writable_dir,
+                            jet_overlay, sha256_file, write_png)
 from avsal.models import create_video_model
 from avsal.models.base import model_stream, upsample
 
@@ -427,6 +429,39 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
+#: The options that change a video's outputs: a finished video is redone when one of them differs.
+RESULT_OPTIONS = ("model", "every", "fps", "overlay", "h5_max_side", "overlay_alpha", "model_config")
+
+
+def _result_options(opts: PredictOptions) -> dict:
+    d = opts.to_dict()
+    return json.loads(json.dumps({k: d[k] for k in RESULT_OPTIONS}, default=str))
+
+
+def _redo_reason(final: str, path: str, opts: PredictOptions) -> str | None:
+    """``None`` when ``final`` holds this input's outputs made with these options, else why not.
+
+    Finished means ``meta.json`` records the same input SHA-256, the same weights SHA-256 and the same
+    :data:`RESULT_OPTIONS` (device, batch size, sharding and progress do not change the outputs).
+    """
+    try:
+        with open(os.path.join(final, "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return f"{final} holds no readable meta.json (an unfinished or foreign folder)"
+    if meta.get("input_sha256") != sha256_file(path):
+        return "the input file changed since its outputs were made (SHA-256 differs)"
+    weights = sha256_file(opts.weights) if opts.weights else None
+    if meta.get("weights_sha256") != weights:
+        return "the weights changed (SHA-256 differs)"
+    before = meta.get("options") or {}
+    now = _result_options(opts)
+    changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in RESULT_OPTIONS if before.get(k) != now[k]]
+    if changed:
+        return "the options changed (" + "; ".join(changed) + ")"
+    return None
+
+
 def _write_failure(path: str, final: str, e: OSError | OutputError) -> str:
     """One line for a video whose outputs could not be written (nothing of it is left in ``final``)."""
     where = os.path.basename(getattr(e, "path", None) or getattr(e, "filename", None) or "") or "outputs"
@@ -470,10 +505,14 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
     result = BatchResult()
     for path in tqdm(paths, desc="videos", unit="video", disable=not progress or len(paths) < 2):
         final = os.path.join(root, names[path])
-        if os.path.exists(os.path.join(final, "meta.json")) and not opts.overwrite:
-            result.skipped.append(path)
-            log(f"skip  {path}: outputs exist in {final} (use --overwrite to redo)")
-            continue
+        clean_stale(root, names[path])  # leftovers of a killed run
+        if os.path.exists(final) and not opts.overwrite:
+            why = _redo_reason(final, path, opts)
+            if why is None:
+                result.skipped.append(path)
+                log(f"skip  {path}: finished with the same input and options in {final} (--overwrite redoes it)")
+                continue
+            log(f"redo  {path}: {why}")
         try:
             with atomic_dir(final, overwrite=True) as tmp:
                 res = _run(path, net, opts, tmp, keep_maps=False, progress=progress)

@@ -56,34 +56,104 @@ def ensure_writable_dir(path: str | os.PathLike) -> str:
     return path
 
 
+def _lock_dir(path: str) -> int | None:
+    """An exclusive ``flock`` on the folder ``path`` (kept while the returned fd is open), or ``None``
+    when another live process holds it. The lock dies with its process, whatever killed it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_stale(parent: str | os.PathLike, name: str | None = None) -> list[str]:
+    """Remove the hidden ``.NAME.partial-*`` / ``.NAME.old-*`` folders that a killed run left in ``parent``.
+
+    A folder is stale when no live process holds its lock (see :func:`atomic_dir`); folders of a run in
+    progress (another ``--shard`` writing to the same output) are left alone. A run killed between its two
+    renames leaves the previous result in ``.NAME.old-*/NAME`` and no ``NAME``: that result is put back.
+
+    Args:
+        parent: the folder holding the outputs.
+        name: only the leftovers of this output (default: all).
+
+    Returns:
+        The folders removed or restored.
+    """
+    import re
+
+    parent = os.fspath(parent)
+    pat = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[A-Za-z0-9_]+$")
+    done = []
+    try:
+        entries = sorted(os.listdir(parent))
+    except OSError:
+        return done
+    for entry in entries:
+        m = pat.match(entry)
+        path = os.path.join(parent, entry)
+        if m is None or (name is not None and m["name"] != name) or not os.path.isdir(path):
+            continue
+        fd = _lock_dir(path)
+        if fd is None:
+            continue  # a live run owns it
+        try:
+            kept = os.path.join(path, m["name"])
+            final = os.path.join(parent, m["name"])
+            if m["kind"] == "old" and os.path.isdir(kept) and not os.path.exists(final):
+                os.rename(kept, final)
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(path)
+        finally:
+            os.close(fd)
+    return done
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[str]:
     """Context manager giving a temporary folder that becomes ``final`` only on success.
 
-    The temporary folder is ``<parent>/.<name>.partial-XXXX``; on an exception it is deleted and
-    ``final`` is untouched. With ``overwrite``, an existing ``final`` is replaced at the very end.
+    The temporary folder is ``<parent>/.<name>.partial-XXXX``, locked (``flock``) while this process works
+    in it; on an exception (Ctrl-C included) it is deleted and ``final`` is untouched. With ``overwrite``,
+    an existing ``final`` is replaced at the very end (through a locked ``.<name>.old-XXXX``). Leftovers of
+    a killed run (unlocked) are removed first (:func:`clean_stale`).
 
     Raises:
         FileExistsError: ``final`` exists and ``overwrite`` is false.
     """
     final = os.fspath(final)
     parent, name = os.path.split(os.path.abspath(final))
+    clean_stale(parent, name)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(final)
     tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the user's usual mode
+    lock = _lock_dir(tmp)
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if os.path.exists(final):
-        trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-        os.rename(final, os.path.join(trash, name))
-        os.rename(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the user's usual mode
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if os.path.exists(final):
+            trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+            trash_lock = _lock_dir(trash)
+            try:
+                os.rename(final, os.path.join(trash, name))
+                os.rename(tmp, final)
+                shutil.rmtree(trash, ignore_errors=True)
+            finally:
+                if trash_lock is not None:
+                    os.close(trash_lock)
+        else:
+            os.rename(tmp, final)
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 def _umask() -> int:
