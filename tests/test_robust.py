@@ -313,3 +313,29 @@ def test_rerun_skips_only_the_same_input_and_options(small_clip, tmp_path):
     res = predict_many([str(a), str(b)], str(out), PredictOptions(overlay=False, every=5, batch_size=3),
                        progress=False, log=lambda m: None)
     assert len(res.skipped) == 2
+
+
+# ----------------------------------------------------------------------------------------------------
+# A constant-colour video (#7)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_constant_colour_video_gives_the_centre_prior_and_a_warning(tmp_path):
+    import cv2
+
+    from avsal.models.classic import centre_prior
+    from avsal.predict import predict_video
+
+    p = tmp_path / "grey.mp4"
+    write_clip(p, lambda i: np.full((72, 96, 3), 128, np.uint8), 20, 25)
+    res = predict_video(p, out_dir=str(tmp_path / "out"), overlay=False)
+    assert res.maps.shape == (20, 72, 96)
+    assert all(m.max() > 0.99 for m in res.maps)  # never all zeros
+    # the centre prior: brightest in the middle, darkest in the corners
+    m = res.maps[0]
+    assert m[36, 48] > 0.9 and m[0, 0] < 0.2
+    assert any("no information" in w and "centre prior" in w for w in res.meta["warnings"])
+    png = cv2.imread(str(tmp_path / "out" / "grey" / "maps" / "000001.png"), cv2.IMREAD_GRAYSCALE)
+    assert png.max() == 255 and png[0, 0] < 60
+    prior = centre_prior(*res.maps.shape[1:])
+    assert np.corrcoef(prior.ravel(), m.ravel())[0, 1] > 0.99

@@ -126,6 +126,23 @@ def resolve_device(device: str) -> str:
     raise ValueError(f"unknown device {device!r} (use cpu or cuda)")
 
 
+def informative(sal: np.ndarray) -> bool:
+    """Whether a saliency map float ``[h, w]`` says anything: finite everywhere and not constant.
+
+    A constant map (all zeros from a constant-colour video, for instance) ranks no pixel above another;
+    :func:`predict_video` writes the centre prior instead, with a warning in ``meta.json``.
+    """
+    if sal.size == 0 or not np.all(np.isfinite(sal)):
+        return False
+    return float(sal.max()) - float(sal.min()) > 1e-6
+
+
+def _centre_prior(h: int, w: int) -> np.ndarray:
+    from avsal.models.classic import centre_prior  # exp(-r²/2) with sigma = 0.25 of each side, max 1
+
+    return centre_prior(h, w)
+
+
 def _h5_size(h: int, w: int, max_side: int) -> tuple[int, int]:
     s = min(1.0, max_side / max(h, w))
     return max(1, round(h * s)), max(1, round(w * s))
@@ -240,7 +257,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
         if out_dir:
             os.makedirs(os.path.join(out_dir, "maps"))
         maps, indices, times = [], [], []
-        n_decoded = 0
+        n_decoded = n_flat = 0
         bar = tqdm(total=info.n_frames or None, desc=os.path.basename(path), unit="frame",
                    disable=not progress, leave=False)
 
@@ -253,20 +270,27 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
 
         try:
             for pred in model_stream(model, counted(iter_frames(path, sampling, info=info)), audio, (H, W)):
-                full = upsample(pred.saliency, H, W)
+                sal = pred.saliency
+                if not informative(sal):
+                    sal = _centre_prior(*sal.shape)
+                    n_flat += 1
+                full = upsample(sal, H, W)
                 if keep_maps:
                     maps.append(full)
                 indices.append(pred.index)
                 times.append(pred.time)
                 if out_dir:
                     write_png(os.path.join(out_dir, "maps", f"{pred.index + 1:06d}.png"), full)
-                    h5.append(upsample(pred.saliency, *hs), pred.index, pred.time)
+                    h5.append(upsample(sal, *hs), pred.index, pred.time)
         finally:
             bar.close()
             if h5 is not None:
                 h5.close()
         if not indices:
             raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
+        if n_flat:
+            warnings.warn(f"{path}: {n_flat} of {len(indices)} maps carried no information (constant or "
+                          "non-finite; a constant-colour picture?): the centre prior was written instead")
         if out_dir and opts.overlay:
             _write_overlay(path, info, os.path.join(out_dir, "saliency.h5"),
                            os.path.join(out_dir, "overlay.mp4"), audio is not None, opts.overlay_alpha)
