@@ -339,3 +339,94 @@ def test_constant_colour_video_gives_the_centre_prior_and_a_warning(tmp_path):
     assert png.max() == 255 and png[0, 0] < 60
     prior = centre_prior(*res.maps.shape[1:])
     assert np.corrcoef(prior.ravel(), m.ravel())[0, 1] > 0.99
+
+
+# ----------------------------------------------------------------------------------------------------
+# Configs checked when loaded (#4)
+# ----------------------------------------------------------------------------------------------------
+
+_BASE_YAML = "work: work\nvideos: videos\nannotations: a.txt\nsplits: splits\n"
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    ("scam: {epoch: 1}\n", "scam.epoch", ["unknown key", "did you mean 'epochs'", "allowed:"]),
+    ("jobs: two\n", "jobs", ["whole number", "'two'"]),
+    ("jobs: 0\n", "jobs", [">= 1"]),
+    ("crop: {empty_box: fulll}\n", "crop.empty_box", ["one of 'skip', 'full'", "'fulll'"]),
+    ("branches: [S, XX]\n", "branches[1]", ["one of 'S', 'SA', 'ST'", "'XX'"]),
+    ("finalize: {variant: upstreem}\n", "finalize.variant", ["'upstream', 'sta_trial'"]),
+    ("sta: {lr: .nan}\n", "sta.lr", ["finite"]),
+    ("scam_task: {branch: S}\n", "scam_task.branch", ["unknown key"]),
+    ("crop: [1, 2]\n", "crop", ["mapping of CropConfig"]),
+    ("tiny: yes please\n", "tiny", ["true or false"]),
+    ("scam: {epochs: 1\n", "line", ["not valid YAML"]),
+])
+def test_pipeline_config_checked_before_any_stage(tmp_path, capsys, extra, key, words):
+    cfg = tmp_path / "ave.yaml"
+    cfg.write_text(_BASE_YAML + extra)
+    assert main(["pipeline", "weak", "--config", str(cfg)]) == 2
+    line = _one_error_line(capsys.readouterr().err, "pipeline")
+    assert f"{key}" in line and all(w in line for w in words), line
+    assert not (tmp_path / "work").exists()  # stopped before the first stage
+
+
+def test_config_sections_match_the_stage_signatures():
+    """CropConfig/FinalizeConfig are the stages' keyword arguments, with the same defaults."""
+    import dataclasses
+    import inspect
+
+    from avsal.pipeline import CropConfig, FinalizeConfig
+    from avsal.pseudo_gt.pipeline import crop_stage, finalize_stage
+
+    for cls, fn, own in ((CropConfig, crop_stage, 3), (FinalizeConfig, finalize_stage, 3)):
+        params = {n: p.default for n, p in list(inspect.signature(fn).parameters.items())[own:]
+                  if n != "progress"}
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert fields == params
+
+
+def test_one_validation_path_for_json_yaml_and_python(tmp_path):
+    from avsal.errors import ConfigError
+    from avsal.pipeline import check_config, load_config, run_weak
+
+    (tmp_path / "c.json").write_text('{"work": "w", "videos": "v", "labels": "l.csv", "crop": {"box": "adaptiv"}}')
+    with pytest.raises(ConfigError, match=r"crop\.box: must be one of 'upstream', 'adaptive'"):
+        load_config(str(tmp_path / "c.json"))
+    with pytest.raises(ConfigError, match=r"crop\.box"):
+        run_weak({"work": str(tmp_path / "w"), "videos": "v", "labels": "l.csv", "crop": {"box": "adaptiv"}})
+    cfg = check_config({"work": "w", "videos": "v", "labels": "l.csv", "branches": ["S"], "crop": {"grid": 64}})
+    assert cfg.branches == ("S",) and cfg.crop.grid == 64 and cfg.crop.empty_box == "skip"
+    (tmp_path / "bad.json").write_text('{"work": "w",, }')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(str(tmp_path / "bad.json"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# --set values checked once, before any video (#5)
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("item, words", [
+    ("w_sync=1e400", ["w_sync", "finite"]),
+    ("w_sync=NaN", ["w_sync", "finite"]),
+    ("w_sync=abc", ["w_sync", "expects a number"]),
+    ("w_static=-0.5", ["w_static", ">= 0"]),
+    ("work_max_side=0", ["work_max_side", ">= 1"]),
+    ("sync_grid=[0, 4]", ["sync_grid", ">= 1"]),
+    ("sync_grid=[3]", ["sync_grid", "2 values"]),
+    ("w_sinc=0.3", ["w_sinc", "did you mean 'w_sync'", "allowed:"]),
+])
+def test_bad_set_values_stop_before_any_video(small_clip, tmp_path, capsys, item, words):
+    out = tmp_path / "o"
+    rc = main(["predict", str(small_clip), str(small_clip), "--out", str(out), "--quiet", "--set", item])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err, "predict")
+    assert "--set" in line and all(w in line for w in words), line
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_good_set_values_still_work(small_clip, tmp_path):
+    from avsal.predict import predict_video
+
+    res = predict_video(small_clip, every=25, w_sync=0.5, sync_grid=[3, 4], gbvs={"levels": [2, 3]})
+    assert res.maps.shape[0] == 2 and np.isfinite(res.maps).all() and res.maps.max() > 0

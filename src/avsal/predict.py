@@ -186,6 +186,91 @@ def _check_options(opts: PredictOptions) -> None:
             raise UsageError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
 
 
+def _set_rules(cls, values: dict) -> None:
+    """Bounds of ``--set`` values beyond their types (the model families declare types, not ranges):
+    cue weights (fields named ``w_*``) are >= 0, and a whole-number setting whose default is >= 1 (a size,
+    a grid, a count) stays >= 1."""
+    import dataclasses
+
+    from avsal.errors import ConfigError
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for k, v in values.items():
+        nums = v if isinstance(v, tuple) else (v,)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in nums):
+            continue
+        if k.startswith("w_") and any(x < 0 for x in nums):
+            raise ConfigError(k, f"a cue weight must be >= 0, got {v!r}", "--set")
+        d = defaults.get(k)
+        dn = d if isinstance(d, tuple) else (d,)
+        if all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in dn) \
+                and any(x < 1 for x in nums):
+            raise ConfigError(k, f"must be >= 1 (a size or a count), got {v!r}", "--set")
+
+
+def _trial(model) -> None:
+    """Run ``model`` on 12 synthetic frames (48×64, a 440 Hz tone); raise if it fails or gives maps that are
+    not finite or outside [0, 1]."""
+    from avsal.io.audio import AudioTrack
+    from avsal.io.video import Frame
+
+    rng = np.random.default_rng(0)
+    frames = (Frame(index=i, time=i / 25, rgb=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)) for i in range(12))
+    rate = 16000
+    t = np.arange(int(0.5 * rate)) / rate
+    audio = AudioTrack(samples=(0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sample_rate=rate)
+    for pred in model_stream(model, frames, audio, (48, 64)):
+        sal = np.asarray(pred.saliency)
+        if not np.all(np.isfinite(sal)) or sal.min() < -1e-6 or sal.max() > 1 + 1e-6:
+            raise ValueError("the maps are not finite numbers in [0, 1]")
+
+
+def build_model(opts: PredictOptions, device: str):
+    """The video model of ``opts``, with its ``--set`` overrides checked once, before any video.
+
+    Overrides are checked against the model's configuration dataclass (:func:`avsal.config.validate_fields`:
+    known keys, types, finite numbers), then :func:`_set_rules`, then the model runs on a tiny synthetic
+    clip, so that a setting it cannot work with (a zero size, a weight that overflows) stops here.
+
+    Raises:
+        ConfigError / UsageError: naming the ``--set`` key.
+        KeyError, ValueError: unknown model, missing weights.
+    """
+    import dataclasses
+
+    from avsal.config import validate_fields
+
+    overrides = dict(opts.model_config)
+
+    def create(cfg):
+        try:
+            return create_video_model(opts.model, weights=opts.weights, device=device, batch_size=opts.batch_size,
+                                      **cfg)
+        except TypeError as e:
+            if cfg:  # name the key and the allowed ones, from the model's default configuration
+                plain = getattr(create({}), "config", None)
+                if plain is not None and dataclasses.is_dataclass(plain):
+                    validate_fields(type(plain), cfg, source="--set")
+            raise UsageError(f"--set: {e}") from None
+
+    net = create(overrides)
+    if not overrides:
+        return net
+    cfg = getattr(net, "config", None)
+    if cfg is not None and dataclasses.is_dataclass(cfg):
+        checked = validate_fields(type(cfg), overrides, source="--set")
+        _set_rules(type(cfg), checked)
+        if checked != overrides:
+            net = create(checked)
+    try:
+        _trial(net)
+    except Exception as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise UsageError(f"--set {given}: the model cannot work with these settings "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    return net
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` → ``(K, N)`` with ``0 <= K < N``.
 
@@ -406,7 +491,7 @@ def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir
     _check_options(opts)
     sampling = Sampling(every=every, fps=fps, times=times)
     resolve_device(device)
-    net = create_video_model(model, weights=weights, device=device, batch_size=batch_size, **model_config)
+    net = build_model(opts, device)
     if out_dir is None:
         return _run(path, net, opts, None, keep_maps, progress, sampling)
     root = ensure_writable_dir(out_dir)
@@ -521,8 +606,7 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
         device = f"cuda:{local_rank}"  # one GPU per torchrun process
     resolve_device(device)
     root = ensure_writable_dir(out)
-    net = create_video_model(opts.model, weights=opts.weights, device=device, batch_size=opts.batch_size,
-                             **opts.model_config)
+    net = build_model(opts, device)
     all_paths = collect_inputs(inputs)
     names = output_names(all_paths)  # over every input, so names do not depend on the split
     paths = select_shard(all_paths, opts.shard, rank, world)
