@@ -430,3 +430,42 @@ def test_good_set_values_still_work(small_clip, tmp_path):
 
     res = predict_video(small_clip, every=25, w_sync=0.5, sync_grid=[3, 4], gbvs={"levels": [2, 3]})
     assert res.maps.shape[0] == 2 and np.isfinite(res.maps).all() and res.maps.max() > 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Clips too short for `pipeline weak` (#6)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_short_clips_stop_right_after_prepare(tmp_path, capsys):
+    """4-s clips used to pass prepare, six trainings and two CAM stages, and fail at the last stage."""
+    from conftest import gradient_frame, tone
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    lines = []
+    for i, cat in enumerate(["Accordion", "Banjo"]):
+        write_clip(videos / f"gen{i}.mp4", lambda j: gradient_frame(j, 72, 96), 40, 10, tone(4.0, 16000), 16000)
+        lines.append(f"{cat}&gen{i}&good&0&4")
+    (tmp_path / "Annotations.txt").write_text("Category&VideoID&Quality&StartTime&EndTime\n" + "\n".join(lines) + "\n")
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "trainSet.txt").write_text("\n".join(lines) + "\n")
+    (splits / "valSet.txt").write_text("")
+    (splits / "testSet.txt").write_text("")
+    cfg = tmp_path / "ave.yaml"
+    cfg.write_text("work: work\nvideos: videos\nannotations: Annotations.txt\nsplits: splits\ntiny: true\n"
+                   "progress: false\n")
+    assert main(["pipeline", "weak", "--config", str(cfg)]) == 2
+    line = _one_error_line("\n".join(ln for ln in capsys.readouterr().err.splitlines()
+                                     if not ln.startswith("[pipeline]")), "pipeline")
+    assert "7 consecutive seconds" in line and "longest has 4 s" in line and "finalize.window" in line
+    assert not (tmp_path / "work" / "runs").exists()  # no training started
+
+    from avsal.pipeline import check_config, seconds_needed
+
+    base = {"work": "w", "videos": "v", "labels": "l.csv"}
+    assert seconds_needed(check_config(base)) == 7  # 3 centres of a 5-s window: a frame and both neighbours
+    assert seconds_needed(check_config({**base, "finalize": {"window": 3}})) == 5
+    assert seconds_needed(check_config({**base, "finalize": {"variant": "sta_trial"}})) == 3
+    assert seconds_needed(check_config({**base, "finalize": {"frames": "upstream"}})) == 10

@@ -192,6 +192,73 @@ def load_config(path: str) -> PipelineConfig:
     return check_config(raw, source=path)
 
 
+#: Consecutive pseudo-GT seconds STA training needs: a frame and both neighbours (``STADataset``).
+STA_TRIPLET = 3
+
+
+def seconds_needed(cfg: PipelineConfig) -> int:
+    """Consecutive seconds a training clip needs to give STA at least one training triplet.
+
+    STA trains on frames whose pseudo-GT exists for the second itself and both neighbours
+    (:data:`STA_TRIPLET` consecutive pseudo-GTs, :class:`avsal.data.datasets.STADataset`). With smoothing
+    (the ``upstream`` variant's default) only centres of a full ``finalize.window`` get a map, and
+    ``frames: upstream`` keeps only the range of ``CAMsmooth*.m``
+    (:func:`avsal.pseudo_gt.fusion.upstream_written`); without smoothing every second with CAMs gets one.
+    With the defaults (window 5, frames valid): 7 s.
+    """
+    from avsal.pseudo_gt.fusion import upstream_written
+
+    f = cfg.finalize
+    smoothing = f.smoothing if f.smoothing is not None else f.variant == "upstream"
+    h = f.window // 2
+    for n in range(1, 10 * f.window + 100):
+        if not smoothing:
+            written = set(range(n))
+        else:
+            written = set(range(h, n - h))
+            if f.frames == "upstream":
+                written &= set(upstream_written(n, f.window))
+        if any(all(p + d in written for d in range(STA_TRIPLET)) for p in written):
+            return n
+    raise ConfigError("finalize.window", f"{f.window} leaves no pseudo-GT for STA")  # pragma: no cover
+
+
+def check_clip_lengths(prepared: str, cfg: PipelineConfig) -> None:
+    """After ``prepare``, the first stage that knows the clips: stop if no training clip is long enough for
+    ``finalize`` (:func:`seconds_needed`), instead of failing at the last stage; report the short ones.
+
+    Raises:
+        InputError: no training clip has enough consecutive seconds (the message says what to change).
+    """
+    from avsal.data.datasets import read_manifest
+    from avsal.errors import InputError
+
+    seconds: dict[str, list[int]] = {}
+    for r in read_manifest(prepared, split="train"):
+        seconds.setdefault(r.clip, []).append(r.second)
+    need = seconds_needed(cfg)
+
+    def longest(secs: list[int]) -> int:
+        best = run = 0
+        prev = None
+        for x in sorted(secs):
+            run = run + 1 if prev is not None and x == prev + 1 else 1
+            best, prev = max(best, run), x
+        return best
+
+    runs = {c: longest(v) for c, v in seconds.items()}
+    short = sorted(c for c, n in runs.items() if n < need)
+    if runs and len(short) == len(runs):
+        raise InputError(os.path.join(prepared, "manifest.csv"),
+                         f"no training clip has the {need} consecutive seconds `pipeline weak` needs (pseudo-GTs "
+                         f"for a second and both neighbours, to train STA; finalize.window={cfg.finalize.window}, frames={cfg.finalize.frames!r}); the "
+                         f"longest has {max(runs.values())} s. Use longer clips, or a smaller odd finalize.window "
+                         "(e.g. finalize: {window: 3})")
+    if short:
+        _log(f"   {len(short)} of {len(runs)} training clips are shorter than {need} s and give STA no training frame: "
+             f"{', '.join(short[:5])}{' …' if len(short) > 5 else ''}")
+
+
 def _log(msg: str) -> None:
     if os.environ.get("RANK", "0") == "0":
         print(f"[pipeline] {msg}", file=sys.stderr, flush=True)
@@ -243,6 +310,8 @@ def run_weak(cfg: "PipelineConfig | dict") -> dict:
     else:
         main_only(prepare_ave, cfg.videos, cfg.annotations, cfg.splits, paths["prepared"], jobs=cfg.jobs,
                   progress=cfg.progress)
+
+    check_clip_lengths(paths["prepared"], cfg)
 
     def train(task, tcfg, run):
         if os.path.exists(os.path.join(run, "model.safetensors")):
