@@ -32,15 +32,11 @@ from tqdm.auto import tqdm
 import avsal
 from avsal.errors import InputError, OutputError, UsageError
 from avsal.io.audio import load_audio
-from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
+from avsal.io.video import VIDEO_EXTENSIONS, Sampling, VideoInfo, iter_frames, probe
 from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, clean_stale, ensure_writable_dir,
                             jet_overlay, sha256_file, write_png)
 from avsal.models import create_video_model
 from avsal.models.base import model_stream, upsample
-
-#: File extensions collected when an input is a folder.
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
-                    ".ogv", ".3gp")
 
 #: Largest ``--fps`` accepted: more maps per second than any video has frames is a mistake (to predict
 #: every frame, give no ``--fps``).

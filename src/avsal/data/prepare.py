@@ -56,6 +56,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from avsal.errors import InputError, OutputError
+from avsal.io.image import JPEG_QUALITY, encode_jpeg  # noqa: F401 (part of this module's API)
+from avsal.io.video import VIDEO_EXTENSIONS
 from avsal.parallel import single_threaded_children
 
 __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER", "SAMPLE_RATE", "SPLIT_FILES",
@@ -65,8 +67,6 @@ __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER",
 
 #: Audio rate of the STANet features (Hz); also the number of samples in one feature window.
 SAMPLE_RATE = 16000
-#: JPEG quality of the saved frames.
-JPEG_QUALITY = 95
 #: Seconds of audio that may be missing at the end of the last second (zero-padded), e.g. a 9.95-s track
 #: for a clip annotated up to 10 s. Also the slack on the video length in folder mode.
 AUDIO_TAIL_TOLERANCE = 0.1
@@ -76,9 +76,6 @@ MANIFEST_COLUMNS = ("clip", "second", "frame", "audio", "class_id", "class_name"
 SPLIT_FILES = (("train", "trainSet.txt"), ("val", "valSet.txt"), ("test", "testSet.txt"))
 #: Name of the per-clip completeness marker inside ``frames/<clip>/``.
 MARKER = ".done"
-#: Extensions tried, in this order, when looking up ``<VideoID>.*`` (any other extension is tried last).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp",
-                    ".ogv", ".wmv")
 _NOT_VIDEO = {".txt", ".json", ".csv", ".md", ".jpg", ".jpeg", ".png", ".wav", ".h5", ".part", ".partial"}
 
 
@@ -375,7 +372,8 @@ class _VideoIndex:
 
 def find_video(videos_dir: str | os.PathLike, video_id: str) -> str | None:
     """``<videos_dir>/<video_id>.mp4`` if present, else another ``<video_id>.<ext>`` file (mkv, webm,
-    avi, mov, … in :data:`VIDEO_EXTENSIONS` order, then any other extension); ``None`` if there is none."""
+    avi, mov, … in :data:`avsal.io.video.VIDEO_EXTENSIONS` order, then any other extension); ``None`` if
+    there is none."""
     return _VideoIndex(os.fspath(videos_dir)).find(video_id)
 
 
@@ -418,17 +416,6 @@ def _audio_rel(clip: str, s: int) -> str:
 def _rows(clip: str, seconds: Iterable[int], class_id: int, class_name: str, split: str) -> list[ManifestRow]:
     return [ManifestRow(clip, int(s), _frame_rel(clip, s), _audio_rel(clip, s), int(class_id), class_name, split)
             for s in seconds]
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of an RGB frame (``uint8 [H, W, 3]``), as the prepared frames are written (OpenCV, q95)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
-        raise OutputError("<memory>", "JPEG encoding failed")
-    return buf.tobytes()
 
 
 def _decode_middle_frames(path: str, info, targets: Sequence[float],

@@ -19,6 +19,11 @@ import numpy as np
 
 from avsal.errors import InputError
 
+#: Video file extensions, most common first: what ``avsal predict`` collects from a folder, and the order
+#: ``avsal prepare`` tries for ``<VideoID>.*`` (any other extension last).
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp",
+                    ".ogv", ".wmv")
+
 #: Smallest frame side (pixels) that avsal accepts; a saliency map of a smaller frame carries no information.
 MIN_FRAME_SIDE = 8
 
@@ -147,21 +152,6 @@ def open_container(path: str | os.PathLike):
         raise InputError(
             path, f"not a readable video file ({e.strerror or type(e).__name__}); "
             "is it truncated or not a video at all?") from None
-
-
-def _rotation_of(stream) -> int:
-    """Clockwise display rotation in degrees from the stream's display matrix (0 if none)."""
-    # PyAV exposes the display-matrix angle (counter-clockwise, ffmpeg convention) on decoded frames;
-    # on the stream, it is only in the side data. We read it from the first frame in iter_frames,
-    # and here from the stream side data when present.
-    try:
-        side = getattr(stream, "side_data", None) or {}
-        for k, v in dict(side).items():
-            if "DISPLAYMATRIX" in str(k).upper():
-                return int(round(-float(v) / 90.0)) % 4 * 90
-    except Exception:
-        pass
-    return 0
 
 
 def _frame_rotation(frame) -> int:

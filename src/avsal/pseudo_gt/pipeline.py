@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avsal.errors import InputError, OutputError
+from avsal.io.image import JPEG_QUALITY, encode_jpeg
 from avsal.pseudo_gt.fusion import (Box, adaptive_box, as_float_map, average_boxes, crop_box, fuse_cams,
                                     paste_cam, resize_map, sparsify, temporal_smooth, upstream_written)
 
@@ -40,7 +41,6 @@ CAM_COLUMNS = ["clip", "second", "prob", "cam"]
 BOX_COLUMNS = ["clip", "second", "row0", "row1", "col0", "col1"]
 CROP_CONFIG = "crop_config.json"
 PGT_CONFIG = "pseudo_gt_config.json"
-JPEG_QUALITY = 95
 
 
 # ----------------------------------------------------------------------------------------------- file helpers
@@ -158,13 +158,6 @@ def resize_rgb(rgb: np.ndarray, shape, method: str = "matlab") -> np.ndarray:
         return cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     chans = [resize_map(rgb[..., c].astype(np.float64), (rows, cols), method) for c in range(rgb.shape[2])]
     return np.clip(np.rint(np.stack(chans, axis=-1)), 0, 255).astype(np.uint8)
-
-
-def _encode_jpeg(rgb: np.ndarray, path: str) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise OutputError(path, "JPEG could not be encoded")
-    return buf.tobytes()
 
 
 def _encode_png(m: np.ndarray, path: str) -> bytes:
@@ -482,7 +475,7 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                     src = os.path.join(data_root, (r["frame"] or "").strip())
                     rgb = resize_rgb(load_frame(src), (grid, grid), resize)
                     crop = resize_rgb(rgb[r0:r1 + 1, c0:c1 + 1], (grid, grid), resize)
-                    _atomic_write_bytes(dst, _encode_jpeg(crop, dst))
+                    _atomic_write_bytes(dst, encode_jpeg(crop, path=dst))
                 else:
                     reused += 1
                 rel_audio = (r["audio"] or "").strip()
