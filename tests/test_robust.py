@@ -469,3 +469,84 @@ def test_short_clips_stop_right_after_prepare(tmp_path, capsys):
     assert seconds_needed(check_config({**base, "finalize": {"window": 3}})) == 5
     assert seconds_needed(check_config({**base, "finalize": {"variant": "sta_trial"}})) == 3
     assert seconds_needed(check_config({**base, "finalize": {"frames": "upstream"}})) == 10
+
+
+# ----------------------------------------------------------------------------------------------------
+# One decode, writers in threads: outputs unchanged (long videos)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _serial_reference(path, out_dir, sampling, alpha=0.6, max_side=320):
+    """The outputs as the two-pass serial writer made them before (maps, saliency.h5, then a second decode
+    for the overlay from saliency.h5)."""
+    import h5py
+
+    from avsal.io.audio import load_audio
+    from avsal.io.video import probe
+    from avsal.io.write import H5MapWriter, OverlayWriter, jet_overlay, write_png
+    from avsal.models import create_video_model
+    from avsal.models.base import model_stream, upsample
+    from avsal.predict import _h5_size
+
+    info = probe(path)
+    model = create_video_model("classic-av")
+    audio = load_audio(path, sample_rate=model.audio.sample_rate, stream_index=info.audio_stream, mix=model.audio.mix)
+    H, W = info.height, info.width
+    hs = _h5_size(H, W, max_side)
+    os.makedirs(os.path.join(out_dir, "maps"))
+    h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs, attrs={"frame_size": (H, W), "model": model.name})
+    for pred in model_stream(model, iter_frames(path, sampling, info=info), audio, (H, W)):
+        write_png(os.path.join(out_dir, "maps", f"{pred.index + 1:06d}.png"), upsample(pred.saliency, H, W))
+        h5.append(upsample(pred.saliency, *hs), pred.index, pred.time)
+    h5.close()
+    with h5py.File(os.path.join(out_dir, "saliency.h5"), "r") as f:
+        idx, sal = f["frame_indices"][:], f["saliency"]
+        w = OverlayWriter(os.path.join(out_dir, "overlay.mp4"), W, H, info.fps, info.time_base, audio_source=path,
+                          audio_stream=info.audio_stream)
+        k = 0
+        for fr in iter_frames(path, info=info):
+            while k + 1 < len(idx) and idx[k + 1] <= fr.index:
+                k += 1
+            w.write(jet_overlay(fr.rgb, upsample(sal[k].astype(np.float32), H, W), alpha), fr.pts)
+        w.close()
+
+
+def _decoded(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("every", [None, 7])
+def test_single_decode_outputs_equal_the_two_pass_writer(small_clip, tmp_path, every):
+    from avsal.predict import PredictOptions, predict_many
+
+    ref = tmp_path / "ref"
+    _serial_reference(str(small_clip), str(ref), Sampling(every=every))
+    res = predict_many([str(small_clip)], str(tmp_path / "out"), PredictOptions(every=every), progress=False,
+                       log=lambda m: None)
+    new = tmp_path / "out" / "small"
+    assert res.done
+    names = sorted(p.name for p in (ref / "maps").iterdir())
+    assert names == sorted(p.name for p in (new / "maps").iterdir()) and len(names) == (50 if every is None else 8)
+    for n in names:
+        assert (ref / "maps" / n).read_bytes() == (new / "maps" / n).read_bytes()
+    assert (ref / "saliency.h5").read_bytes() == (new / "saliency.h5").read_bytes()
+    a, b = _decoded(ref / "overlay.mp4"), _decoded(new / "overlay.mp4")
+    assert len(a) == len(b) == 50
+    assert all(pa == pb and np.array_equal(xa, xb) for (pa, xa), (pb, xb) in zip(a, b))
+
+
+def test_writer_thread_failure_stops_the_video(small_clip, tmp_path, monkeypatch):
+    """An error in a writer thread reaches the caller; the video's folder is not kept."""
+    import avsal.predict as P
+
+    def broken(*a, **k):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(P, "jet_overlay", broken)
+    res = P.predict_many([str(small_clip)], str(tmp_path / "out"), P.PredictOptions(), progress=False,
+                         log=lambda m: None)
+    assert list(res.failed) == [str(small_clip)] and "Input/output error" in res.failed[str(small_clip)]
+    assert list((tmp_path / "out").iterdir()) == []

@@ -333,48 +333,50 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
                               "dBFS); audio cues carry little information")
         H, W = info.height, info.width
         hs = _h5_size(H, W, opts.h5_max_side)
-        h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs,
-                         attrs={"frame_size": (H, W), "model": model.name}) if out_dir else None
-        if out_dir:
-            os.makedirs(os.path.join(out_dir, "maps"))
         maps, indices, times = [], [], []
         n_decoded = n_flat = 0
         bar = tqdm(total=info.n_frames or None, desc=os.path.basename(path), unit="frame",
                    disable=not progress, leave=False)
+        outputs = _Outputs(out_dir, path, info, hs, model.name, opts, audio is not None) if out_dir else None
 
         def counted(frames):
             nonlocal n_decoded
             for f in frames:
                 n_decoded += 1
                 bar.update(1)
+                if outputs is not None:
+                    outputs.frame(f)
                 yield f
 
         try:
-            for pred in model_stream(model, counted(iter_frames(path, sampling, info=info)), audio, (H, W)):
+            frames = counted(iter_frames(path, sampling, info=info))
+            for pred in model_stream(model, frames, audio, (H, W)):
                 sal = pred.saliency
                 if not informative(sal):
                     sal = _centre_prior(*sal.shape)
                     n_flat += 1
-                full = upsample(sal, H, W)
                 if keep_maps:
-                    maps.append(full)
+                    maps.append(upsample(sal, H, W))
                 indices.append(pred.index)
                 times.append(pred.time)
-                if out_dir:
-                    write_png(os.path.join(out_dir, "maps", f"{pred.index + 1:06d}.png"), full)
-                    h5.append(upsample(sal, *hs), pred.index, pred.time)
+                if outputs is not None:
+                    outputs.map(pred.index, pred.time, sal)
+            if outputs is not None:
+                for _ in frames:  # the frames after the last clip a model needed: the overlay shows them too
+                    pass
+            if not indices:
+                raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
+            if outputs is not None:
+                outputs.close()
+        except BaseException:
+            if outputs is not None:
+                outputs.abort()
+            raise
         finally:
             bar.close()
-            if h5 is not None:
-                h5.close()
-        if not indices:
-            raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
         if n_flat:
             warnings.warn(f"{path}: {n_flat} of {len(indices)} maps carried no information (constant or "
                           "non-finite; a constant-colour picture?): the centre prior was written instead")
-        if out_dir and opts.overlay:
-            _write_overlay(path, info, os.path.join(out_dir, "saliency.h5"),
-                           os.path.join(out_dir, "overlay.mp4"), audio is not None, opts.overlay_alpha)
     warn_msgs = list(dict.fromkeys(str(w.message) for w in caught))
     meta = {
         "avsal_version": avsal.__version__,
@@ -424,28 +426,149 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _write_overlay(path: str, info: VideoInfo, h5_path: str, out_path: str, with_audio: bool,
-                   alpha: float) -> None:
-    """Second pass: decode again and blend each frame with the latest map at or before it."""
-    import h5py
+class _Worker:
+    """One background thread running ``fn(item)`` over a bounded queue, in order.
 
-    with h5py.File(h5_path, "r") as h5:
-        idx = h5["frame_indices"][:]
-        sal = h5["saliency"]
-        writer = OverlayWriter(out_path, info.width, info.height, info.fps, info.time_base,
-                               audio_source=path if with_audio else None,
-                               audio_stream=info.audio_stream if with_audio else None)
+    The queue bound (``depth`` items) keeps memory flat: the decoder/model thread waits when a writer is
+    behind. An exception in ``fn`` is kept and raised by the next :meth:`put` or by :meth:`close`.
+    """
+
+    def __init__(self, fn: Callable, name: str, depth: int = 16):
+        import queue
+        import threading
+
+        self.fn, self.error = fn, None
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as e:  # kept for the owner's thread
+                    self.error = e
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(item)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.q.put(None)
+        self.thread.join()
+
+
+class _Outputs:
+    """The outputs of one video, written while the model runs (one decode for maps and overlay).
+
+    * ``maps/*.png`` and ``saliency.h5``: one writer thread, in prediction order;
+    * ``overlay.mp4``: another thread blends each decoded frame with the latest map at or before it (the
+      float16 map of ``saliency.h5``, upsampled, as a reader of the file would) and encodes it with the
+      audio. A frame waits in :attr:`pending` until the map of its latest selected frame has come out of
+      the model (models look ahead), so memory stays at the model's look-ahead plus the queues.
+
+    PyAV, OpenCV and HDF5 compression release the GIL, so the writing overlaps the decoding and the model.
+    """
+
+    def __init__(self, out_dir: str, path: str, info: VideoInfo, hs: tuple[int, int], model_name: str,
+                 opts: PredictOptions, with_audio: bool):
+        from collections import deque
+
+        self.out_dir, self.info, self.hs, self.alpha = out_dir, info, hs, opts.overlay_alpha
+        self.h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs,
+                              attrs={"frame_size": (info.height, info.width), "model": model_name})
+        os.makedirs(os.path.join(out_dir, "maps"))
+        self.maps = _Worker(self._write_map, "avsal-maps")
+        self.overlay = None
+        if opts.overlay:
+            self.writer = OverlayWriter(os.path.join(out_dir, "overlay.mp4"), info.width, info.height, info.fps,
+                                        info.time_base, audio_source=path if with_audio else None,
+                                        audio_stream=info.audio_stream if with_audio else None)
+            self.overlay = _Worker(self._write_overlay_frame, "avsal-overlay")
+        self.pending: deque = deque()  # (frame, index of its latest selected frame or -1)
+        self.ready: deque = deque()  # (prediction index, float16 h5-size map) not yet superseded
+        self.last_selected = -1
+        self.last_pred = -1
+
+    # -- producer side (the decoder/model thread) ------------------------------------------------------
+    def frame(self, f) -> None:
+        if f.selected:
+            self.last_selected = f.index
+        if self.overlay is not None:
+            self.pending.append((f, self.last_selected))
+            self._flush(final=False)
+
+    def map(self, index: int, time: float, sal: np.ndarray) -> None:
+        small = upsample(sal, *self.hs)
+        self.maps.put((index, time, sal, small))
+        if self.overlay is not None:
+            self.ready.append((index, small.astype(np.float16)))
+            self.last_pred = index
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Send the pending frames whose map is known (all of them at the end)."""
+        while self.pending and self.ready:
+            f, sel = self.pending[0]
+            if not final and sel > self.last_pred:
+                break  # its map has not come out of the model yet
+            while len(self.ready) > 1 and self.ready[1][0] <= f.index:
+                self.ready.popleft()
+            self.pending.popleft()
+            self.overlay.put((f.rgb, self.ready[0][1], f.pts))
+
+    def close(self) -> None:
         try:
-            k, cur, cur_k = 0, None, -1
-            for f in iter_frames(path, info=info):
-                while k + 1 < len(idx) and idx[k + 1] <= f.index:
-                    k += 1
-                if k != cur_k:
-                    cur = upsample(sal[k].astype(np.float32), info.height, info.width)
-                    cur_k = k
-                writer.write(jet_overlay(f.rgb, cur, alpha), f.pts)
+            if self.overlay is not None:
+                self._flush(final=True)
+                self.overlay.close()
+            self.maps.close()
         finally:
-            writer.close()
+            self._finish()
+
+    def abort(self) -> None:
+        for w in (self.maps, self.overlay):
+            if w is not None:
+                w.abort()
+        self._finish(quiet=True)
+
+    def _finish(self, quiet: bool = False) -> None:
+        """Close the files once (the overlay encoder, then saliency.h5); the first error is raised."""
+        closers, self._closers = getattr(self, "_closers", None), []
+        if closers is None:
+            closers = ([self.writer.close] if self.overlay is not None else []) + [self.h5.close]
+        errors = []
+        for close in closers:
+            try:
+                close()
+            except Exception as e:
+                errors.append(e)
+        if errors and not quiet:
+            raise errors[0]
+
+    # -- writer threads ----------------------------------------------------------------------------------
+    def _write_map(self, item) -> None:
+        index, time, sal, small = item
+        write_png(os.path.join(self.out_dir, "maps", f"{index + 1:06d}.png"),
+                  upsample(sal, self.info.height, self.info.width))
+        self.h5.append(small, index, time)
+
+    def _write_overlay_frame(self, item) -> None:
+        rgb, small16, pts = item
+        cur = upsample(small16.astype(np.float32), self.info.height, self.info.width)
+        self.writer.write(jet_overlay(rgb, cur, self.alpha), pts)
 
 
 def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir: str | None = None,

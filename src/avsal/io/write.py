@@ -334,7 +334,17 @@ def jet_overlay(rgb: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndar
     """
     heat = cv2.cvtColor(cv2.applyColorMap(to_uint8(sal), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     a = (alpha * np.clip(sal, 0, 1))[..., None].astype(np.float32)
-    return np.clip(rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+    # the same float32 operations in the same order as rgb·(1 − a) + heat·a + 0.5, in place; no clip needed:
+    # a convex combination of values in [0, 255] plus 0.5 lies in [0.5, 255.5], and uint8 truncates
+    out = rgb.astype(np.float32)
+    out *= 1 - a
+    h = heat.astype(np.float32)
+    h *= a
+    out += h
+    out += 0.5
+    if not 0 <= alpha <= 1:
+        np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def _even(x: int) -> int:
