@@ -550,3 +550,27 @@ def test_writer_thread_failure_stops_the_video(small_clip, tmp_path, monkeypatch
                          log=lambda m: None)
     assert list(res.failed) == [str(small_clip)] and "Input/output error" in res.failed[str(small_clip)]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------------
+# Safetensors written by avsal: identical weights, identical bytes
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_saved_weights_are_byte_identical(tmp_path):
+    import hashlib
+
+    import torch
+
+    from avsal.models.checkpoints import read_checkpoint, read_sidecar, save_weights
+
+    sd = {f"layer{i}.weight": torch.arange(12, dtype=torch.float32).reshape(3, 4) + i for i in range(3)}
+    hashes = set()
+    for i in range(12):  # the writer's metadata order changed from one call to the next
+        p = tmp_path / f"w{i}.safetensors"
+        save_weights(sd, p, "stanet-sta", {"b": 1, "a": [1, 2]} if i % 2 else {"a": [1, 2], "b": 1})
+        hashes.add(hashlib.sha256(p.read_bytes()).hexdigest())
+    assert len(hashes) == 1
+    back = read_checkpoint(tmp_path / "w0.safetensors")
+    assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+    assert read_sidecar(tmp_path / "w0.safetensors")["model"] == "stanet-sta"

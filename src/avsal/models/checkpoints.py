@@ -286,7 +286,8 @@ def save_weights(state_dict: "dict[str, torch.Tensor]", path: str | os.PathLike,
         tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.partial")
         os.close(fd)
-        save_file(tensors, tmp, metadata={"model": model_name, "config": json.dumps(config or {})})
+        save_file(tensors, tmp, metadata={"model": model_name, "config": json.dumps(config or {}, sort_keys=True)})
+        _canonical_header(tmp)
         os.replace(tmp, path)
         side = sidecar_path(path)
         with open(side + ".partial", "w") as f:
@@ -295,6 +296,25 @@ def save_weights(state_dict: "dict[str, torch.Tensor]", path: str | os.PathLike,
         os.replace(side + ".partial", side)
     except OSError as e:
         raise OutputError(path, f"cannot write weights ({e.strerror or e})") from None
+
+
+def _canonical_header(path: str) -> None:
+    """Sort the ``__metadata__`` keys of a safetensors header in place, so that identical weights give
+    identical bytes (the writer stores the metadata from a hash map, in an order that changes from one
+    process to the next). The header keeps its length (same JSON, other key order)."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not meta:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # pragma: no cover - the same JSON never grows; keep the file as written
+            return
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
 
 
 def read_sidecar(weights_path: str | os.PathLike) -> dict:
