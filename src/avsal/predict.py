@@ -34,7 +34,7 @@ from avsal.errors import InputError, OutputError, UsageError
 from avsal.io.audio import load_audio
 from avsal.io.video import VIDEO_EXTENSIONS, Sampling, VideoInfo, iter_frames, probe
 from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, clean_stale, ensure_writable_dir,
-                            jet_overlay, sha256_file, write_png)
+                            jet_overlay, sha256_file, write_json_atomic, write_png)
 from avsal.models import create_video_model
 from avsal.models.base import model_stream, upsample
 
@@ -404,7 +404,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
     if out_dir:
-        _write_json(os.path.join(out_dir, "meta.json"), meta)
+        write_json_atomic(os.path.join(out_dir, "meta.json"), meta, default=str)
     return VideoPrediction(maps=np.stack(maps) if keep_maps else None,
                            frame_indices=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
                            meta=meta, out_dir=out_dir)
@@ -416,14 +416,6 @@ def _model_config(model) -> dict:
     if net is not None and hasattr(net, "config"):
         cfg["network"] = net.config.to_dict()
     return cfg
-
-
-def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class _Worker:

@@ -58,6 +58,7 @@ import numpy as np
 from avsal.errors import InputError, OutputError
 from avsal.io.image import JPEG_QUALITY, encode_jpeg  # noqa: F401 (part of this module's API)
 from avsal.io.video import VIDEO_EXTENSIONS
+from avsal.io.write import write_bytes_atomic, write_json_atomic, write_text_atomic
 from avsal.parallel import single_threaded_children
 
 __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER", "SAMPLE_RATE", "SPLIT_FILES",
@@ -317,28 +318,6 @@ def read_labels_csv(path: str | os.PathLike) -> list[LabelEntry]:
 # Small helpers: atomic writes, clip ids, video lookup
 # ----------------------------------------------------------------------------------------------------
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _atomic_write_json(path: str, obj) -> None:
-    _atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
 def _check_clip_id(clip_id: str) -> str:
     if (not isinstance(clip_id, str) or not clip_id or clip_id in (".", "..") or clip_id.startswith(".")
             or any(c in clip_id for c in "/\\\0\n\r")):
@@ -473,7 +452,7 @@ def _write_wav(path: str, samples: np.ndarray) -> None:
 
     buf = io.BytesIO()
     wavfile.write(buf, SAMPLE_RATE, np.asarray(samples, dtype=np.float32))
-    _atomic_write_bytes(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def clip_is_complete(out_root: str | os.PathLike, clip_id: str, seconds: range | None = None,
@@ -600,7 +579,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
     def emit(indices: list[int], rgb: np.ndarray) -> None:
         data = encode_jpeg(rgb)
         for i in indices:
-            _atomic_write_bytes(os.path.join(out_root, _frame_rel(clip_id, wanted[i])), data)
+            write_bytes_atomic(os.path.join(out_root, _frame_rel(clip_id, wanted[i])), data)
             written.add(wanted[i])
 
     cover = _decode_middle_frames(video_path, info, [s + 0.5 for s in wanted], emit, threads,
@@ -638,7 +617,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
         "audio_padded_seconds": [s for s in wanted if (s + 1) * SAMPLE_RATE > len(samples)],
         "wav": keep_wav,
     }
-    _atomic_write_json(os.path.join(frame_dir, MARKER), marker)
+    write_json_atomic(os.path.join(frame_dir, MARKER), marker, ensure_ascii=False)
     return _rows(clip_id, wanted, class_id, class_name, split)
 
 
@@ -682,7 +661,12 @@ def _run_job(job: _ClipJob) -> tuple[str, list[ManifestRow] | None, str | None]:
 
 
 def _init_worker() -> None:
-    """Pool worker start-up: one thread for OpenCV (and torch, if something imported it)."""
+    """Pool worker start-up: one thread for OpenCV (and torch, if something imported it); Ctrl-C is the
+    parent's to handle (it stops the pool and exits 130 with one line), so workers ignore SIGINT instead
+    of each printing a KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2
 
     cv2.setNumThreads(1)
@@ -781,7 +765,7 @@ def _write_manifest(path: str, rows: list[ManifestRow]) -> None:
     w.writerow(MANIFEST_COLUMNS)
     for r in rows:
         w.writerow(r.as_list())
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def _write_failures(path: str, failures: list[ClipFailure]) -> None:
@@ -790,7 +774,7 @@ def _write_failures(path: str, failures: list[ClipFailure]) -> None:
     w.writerow(("clip", "reason"))
     for f in sorted(failures, key=lambda f: f.clip):
         w.writerow((f.clip, f.reason))
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def read_manifest(root: str | os.PathLike) -> list[ManifestRow]:
@@ -832,7 +816,7 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
                            "not centred), STANet v2022 log-spectrogram float32 [81, 199], HDF5 key 'dataset'",
                   "sample_rate": SAMPLE_RATE, "audio_tail_tolerance_s": AUDIO_TAIL_TOLERANCE,
                   "wav": "16 kHz mono float32" if arguments.get("keep_wav") else None}}
-    _atomic_write_json(os.path.join(out_root, "prepare_config.json"), config)
+    write_json_atomic(os.path.join(out_root, "prepare_config.json"), config, ensure_ascii=False)
 
     complete: dict[str, list[ManifestRow]] = {}
     pending: list[_ClipJob] = []
@@ -849,12 +833,12 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
     rows = sorted((r for rs in complete.values() for r in rs), key=lambda r: (r.clip, r.second))
     _write_manifest(os.path.join(out_root, "manifest.csv"), rows)
     _write_failures(os.path.join(out_root, "failures.csv"), failures)
-    _atomic_write_json(os.path.join(out_root, "classes.json"), list(classes))
+    write_json_atomic(os.path.join(out_root, "classes.json"), list(classes), ensure_ascii=False)
     elapsed = time.perf_counter() - t_start
     config.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), elapsed_s=round(elapsed, 3),
                   counts={"clips": len(jobs) + len(pre_failures), "prepared": len(done), "skipped": len(skipped),
                           "failed": len(failures), "rows": len(rows)})
-    _atomic_write_json(os.path.join(out_root, "prepare_config.json"), config)
+    write_json_atomic(os.path.join(out_root, "prepare_config.json"), config, ensure_ascii=False)
     return PrepareResult(out_root, rows, sorted(done), skipped, sorted(failures, key=lambda f: f.clip),
                          list(classes), elapsed)
 

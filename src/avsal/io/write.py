@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from fractions import Fraction
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import cv2
@@ -157,9 +158,69 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[st
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)
+    """The process umask, read without changing it (``/proc/self/status``; threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic read-by-setting (not thread-safe, only as a fallback)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[str]:
+    """The one temp-and-rename writer of avsal's files: yields a temporary path that becomes ``path`` only
+    when the block succeeds.
+
+    The temporary file is ``<folder>/.<name>.partial-XXXX<ext>`` (same folder, so the rename is atomic;
+    same extension, so writers that choose the format by it, such as ``cv2.imwrite``, still work). It
+    exists (empty) when the block starts; writers may replace it. On any exception it is removed and
+    ``path`` is untouched; the new file gets the mode a plain ``open`` would give (``0o666 & ~umask``).
+    The folder is created if needed.
+
+    Raises:
+        OutputError: the folder or the file cannot be written (an ``OSError`` in the block, disk full, …).
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.partial-", suffix=os.path.splitext(name)[1], dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(path, f"cannot be written in its folder ({e.strerror or e})") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError(path, f"cannot be written ({e.strerror or e})") from None
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` through :func:`atomic_file`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, **kwargs) -> None:
+    """Write ``obj`` as JSON (``indent=2`` unless given, newline-terminated) through :func:`atomic_file`;
+    ``kwargs`` go to :func:`json.dumps`."""
+    kwargs.setdefault("indent", 2)
+    write_text_atomic(path, json.dumps(obj, **kwargs) + "\n")
 
 
 def to_uint8(sal: np.ndarray) -> np.ndarray:

@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -278,24 +277,16 @@ def save_weights(state_dict: "dict[str, torch.Tensor]", path: str | os.PathLike,
     """
     from safetensors.torch import save_file
 
+    from avsal.io.write import atomic_file, write_json_atomic
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     meta = {"format": "avsal-weights-1", "model": model_name, "config": config or {},
             "provenance": provenance or {}, "avsal_version": avsal.__version__}
-    try:
-        tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.partial")
-        os.close(fd)
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    with atomic_file(path) as tmp:
         save_file(tensors, tmp, metadata={"model": model_name, "config": json.dumps(config or {}, sort_keys=True)})
         _canonical_header(tmp)
-        os.replace(tmp, path)
-        side = sidecar_path(path)
-        with open(side + ".partial", "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-        os.replace(side + ".partial", side)
-    except OSError as e:
-        raise OutputError(path, f"cannot write weights ({e.strerror or e})") from None
+    write_json_atomic(sidecar_path(path), meta)
 
 
 def _canonical_header(path: str) -> None:
