@@ -574,3 +574,72 @@ def test_saved_weights_are_byte_identical(tmp_path):
     back = read_checkpoint(tmp_path / "w0.safetensors")
     assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
     assert read_sidecar(tmp_path / "w0.safetensors")["model"] == "stanet-sta"
+
+
+# ----------------------------------------------------------------------------------------------------
+# One atomic writer
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    import cv2
+
+    from avsal.errors import OutputError
+    from avsal.io.write import atomic_file, write_json_atomic
+
+    target = tmp_path / "sub" / "x.png"
+    with atomic_file(target) as tmp:
+        assert tmp.endswith(".png") and os.path.basename(tmp).startswith(".x.png.partial-")
+        assert cv2.imwrite(tmp, np.zeros((4, 4), np.uint8))  # the format follows the extension
+    assert cv2.imread(str(target)).shape == (4, 4, 3)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask_now())
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            open(tmp, "wb").write(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == before and sorted(p.name for p in target.parent.iterdir()) == ["x.png"]
+    with pytest.raises(OutputError, match="No space left"):
+        with atomic_file(tmp_path / "y.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert not (tmp_path / "y.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+    with pytest.raises(OutputError):
+        write_json_atomic(tmp_path / "sub" / "x.png" / "z.json", {})  # under a file
+    write_json_atomic(tmp_path / "z.json", {"b": 1})
+    assert (tmp_path / "z.json").read_text() == '{\n  "b": 1\n}\n'
+
+
+def _umask_now() -> int:
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def test_sigint_to_prepare_with_workers(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group) during `prepare --jobs 2`: exit 130, one line, no
+    KeyboardInterrupt traceback from the parent or the pool's workers."""
+    import signal
+
+    from conftest import gradient_frame, tone
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(6):
+        write_clip(videos / f"c{i}.mp4", lambda j: gradient_frame(j, 48, 64), 60, 10, tone(6.0, 16000), 16000)
+    (tmp_path / "labels.csv").write_text("video,label\n" + "".join(f"c{i},dog\n" for i in range(6)))
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "avsal.cli", "prepare", "folder", "--videos", str(videos),
+                             "--labels", str(tmp_path / "labels.csv"), "--out", str(out), "--jobs", "2", "--quiet"],
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    t = time.time()
+    while time.time() - t < 120 and not (out / "frames").is_dir():
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("prepare finished before the signal came")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert [ln for ln in err.splitlines() if ln.strip()] == [
+        "avsal prepare: interrupted (temporary outputs removed; rerun to continue)"]

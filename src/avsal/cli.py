@@ -23,7 +23,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="saliency maps + overlay video for video files or folders",
                         description="Predict saliency maps. Writes OUT/<video stem>/{maps/*.png, saliency.h5, "
-                                    "overlay.mp4, meta.json}. Finished videos are skipped unless --overwrite.")
+                                    "overlay.mp4, meta.json}. A finished video is skipped when its meta.json records "
+                                    "the same input SHA-256 and options, else redone; --overwrite redoes it anyway.")
     pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
     pr.add_argument("--out", default="avsal_output", metavar="DIR", help="output folder (default avsal_output)")
     pr.add_argument("--model", default="classic-av", help="model name (see `avsal models`); default classic-av")
