@@ -59,7 +59,7 @@ from avsal.errors import InputError, OutputError
 from avsal.io.image import JPEG_QUALITY, encode_jpeg  # noqa: F401 (part of this module's API)
 from avsal.io.video import VIDEO_EXTENSIONS
 from avsal.io.write import write_bytes_atomic, write_json_atomic, write_text_atomic
-from avsal.parallel import single_threaded_children
+from avsal.parallel import run_pool
 
 __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER", "SAMPLE_RATE", "SPLIT_FILES",
            "AveAnnotation", "ClipFailure", "LabelEntry", "ManifestRow", "PrepareResult", "ave_classes",
@@ -661,12 +661,7 @@ def _run_job(job: _ClipJob) -> tuple[str, list[ManifestRow] | None, str | None]:
 
 
 def _init_worker() -> None:
-    """Pool worker start-up: one thread for OpenCV (and torch, if something imported it); Ctrl-C is the
-    parent's to handle (it stops the pool and exits 130 with one line), so workers ignore SIGINT instead
-    of each printing a KeyboardInterrupt traceback."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Pool worker start-up: one thread for OpenCV (and torch, if something imported it)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -700,26 +695,11 @@ def _run_jobs(jobs: list[_ClipJob], n_jobs: int, progress: bool, skipped: int,
             for j in jobs:
                 record(*_run_job(j))
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
             for j in jobs:
                 j.threads = 1
-            ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no state inherited by fork
-            with single_threaded_children():  # workers start (on submit) with these variables set
-                ex = ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx,
-                                         initializer=_init_worker)
-                try:
-                    futs = {ex.submit(_run_job, j): j for j in jobs}
-                    for f in as_completed(futs):
-                        try:
-                            record(*f.result())
-                        except Exception as e:  # the worker died (out of memory, BrokenProcessPool, ...)
-                            record(futs[f].clip, None, f"worker process failed ({type(e).__name__}: {e})")
-                except BaseException:  # Ctrl-C: drop the clips not started yet instead of waiting for them
-                    ex.shutdown(wait=False, cancel_futures=True)
-                    raise
-                ex.shutdown()
+            run_pool(_run_job, jobs, n_jobs, on_result=lambda j, r: record(*r),
+                     on_crash=lambda j, e: record(j.clip, None, f"worker process failed ({type(e).__name__}: {e})"),
+                     initializer=_init_worker)
     finally:
         bar.close()
     return done, failures
