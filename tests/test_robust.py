@@ -518,10 +518,18 @@ def _decoded(path):
         return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
 
 
-@pytest.mark.parametrize("every", [None, 7])
-def test_single_decode_outputs_equal_the_two_pass_writer(small_clip, tmp_path, every):
+@pytest.mark.parametrize("every, hold", [(None, None), (7, None), (7, 1)])
+def test_single_decode_outputs_equal_the_two_pass_writer(small_clip, tmp_path, monkeypatch, every, hold):
+    """``hold=1``: the frames waiting for the model's look-ahead exceed the cap at once, and the overlay is
+    made by a second decode instead (bounded memory for models that look far ahead)."""
+    import avsal.predict as P
     from avsal.predict import PredictOptions, predict_many
 
+    second = []
+    if hold is not None:
+        monkeypatch.setattr(P, "MAX_PENDING_BYTES", hold)
+        real = P._write_overlay
+        monkeypatch.setattr(P, "_write_overlay", lambda *a: (second.append(1), real(*a)))
     ref = tmp_path / "ref"
     _serial_reference(str(small_clip), str(ref), Sampling(every=every))
     res = predict_many([str(small_clip)], str(tmp_path / "out"), PredictOptions(every=every), progress=False,
@@ -533,6 +541,7 @@ def test_single_decode_outputs_equal_the_two_pass_writer(small_clip, tmp_path, e
     for n in names:
         assert (ref / "maps" / n).read_bytes() == (new / "maps" / n).read_bytes()
     assert (ref / "saliency.h5").read_bytes() == (new / "saliency.h5").read_bytes()
+    assert len(second) == (hold is not None)
     a, b = _decoded(ref / "overlay.mp4"), _decoded(new / "overlay.mp4")
     assert len(a) == len(b) == 50
     assert all(pa == pb and np.array_equal(xa, xb) for (pa, xa), (pb, xb) in zip(a, b))

@@ -42,6 +42,10 @@ from avsal.models.base import model_stream, upsample
 #: every frame, give no ``--fps``).
 MAX_SAMPLING_FPS = 1000.0
 
+#: Most bytes of decoded frames held for the one-pass overlay (frames wait for the model's look-ahead);
+#: beyond it (e.g. STANet's triplets of ``--every 100`` frames) the overlay is made by a second decode.
+MAX_PENDING_BYTES = 256 << 20
+
 #: RMS amplitude below which a soundtrack is reported as near-silent (−60 dBFS).
 NEAR_SILENT_RMS = 1e-3
 
@@ -489,6 +493,8 @@ class _Outputs:
                                         info.time_base, audio_source=path if with_audio else None,
                                         audio_stream=info.audio_stream if with_audio else None)
             self.overlay = _Worker(self._write_overlay_frame, "avsal-overlay")
+        self.path, self.with_audio, self.second_pass = path, with_audio, False
+        self.frame_bytes = info.height * info.width * 3
         self.pending: deque = deque()  # (frame, index of its latest selected frame or -1)
         self.ready: deque = deque()  # (prediction index, float16 h5-size map) not yet superseded
         self.last_selected = -1
@@ -501,6 +507,21 @@ class _Outputs:
         if self.overlay is not None:
             self.pending.append((f, self.last_selected))
             self._flush(final=False)
+            if len(self.pending) * self.frame_bytes > MAX_PENDING_BYTES:
+                self._second_pass_instead()
+
+    def _second_pass_instead(self) -> None:
+        """The model looks too far ahead to hold the frames: drop the one-pass overlay, decode again at the end."""
+        self.overlay.abort()
+        self.overlay = None
+        self.pending.clear()
+        self.ready.clear()
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+        os.remove(os.path.join(self.out_dir, "overlay.mp4"))
+        self.second_pass = True
 
     def map(self, index: int, time: float, sal: np.ndarray) -> None:
         small = upsample(sal, *self.hs)
@@ -529,6 +550,9 @@ class _Outputs:
             self.maps.close()
         finally:
             self._finish()
+        if self.second_pass:
+            _write_overlay(self.path, self.info, os.path.join(self.out_dir, "saliency.h5"),
+                           os.path.join(self.out_dir, "overlay.mp4"), self.with_audio, self.alpha)
 
     def abort(self) -> None:
         for w in (self.maps, self.overlay):
@@ -561,6 +585,31 @@ class _Outputs:
         rgb, small16, pts = item
         cur = upsample(small16.astype(np.float32), self.info.height, self.info.width)
         self.writer.write(jet_overlay(rgb, cur, self.alpha), pts)
+
+
+def _write_overlay(path: str, info: VideoInfo, h5_path: str, out_path: str, with_audio: bool,
+                   alpha: float) -> None:
+    """The overlay by a second decode, from ``saliency.h5``: each frame blended with the latest map at or
+    before it (used when the model looks too far ahead for :class:`_Outputs` to hold the frames)."""
+    import h5py
+
+    with h5py.File(h5_path, "r") as h5:
+        idx = h5["frame_indices"][:]
+        sal = h5["saliency"]
+        writer = OverlayWriter(out_path, info.width, info.height, info.fps, info.time_base,
+                               audio_source=path if with_audio else None,
+                               audio_stream=info.audio_stream if with_audio else None)
+        try:
+            k, cur, cur_k = 0, None, -1
+            for f in iter_frames(path, info=info):
+                while k + 1 < len(idx) and idx[k + 1] <= f.index:
+                    k += 1
+                if k != cur_k:
+                    cur = upsample(sal[k].astype(np.float32), info.height, info.width)
+                    cur_k = k
+                writer.write(jet_overlay(f.rgb, cur, alpha), f.pts)
+        finally:
+            writer.close()
 
 
 def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir: str | None = None,
