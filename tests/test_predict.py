@@ -65,7 +65,7 @@ def test_resume_skip_and_overwrite(small_clip, tmp_path, capsys):
     meta = out / "small" / "meta.json"
     first = meta.stat().st_mtime_ns
     assert not (out / "small" / "overlay.mp4").exists()
-    assert main(["predict", str(small_clip), "--out", str(out), "--every", "25", "--quiet"]) == 0
+    assert main(["predict", str(small_clip), "--out", str(out), "--every", "25", "--no-overlay", "--quiet"]) == 0
     assert meta.stat().st_mtime_ns == first and "skip" in capsys.readouterr().err
     assert main(["predict", str(small_clip), "--out", str(out), "--every", "25", "--quiet", "--overwrite"]) == 0
     assert meta.stat().st_mtime_ns != first and (out / "small" / "overlay.mp4").exists()

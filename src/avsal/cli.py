@@ -1,7 +1,10 @@
 """Command line: ``avsal predict``, ``avsal models``, ``avsal demo``, ``avsal convert-weights``.
 
-Exit codes: 0 all done, 1 some input failed (the others still finished), 2 bad usage or an output
-location that cannot be written.
+One error policy for every command (:func:`main`): exit 0 all done; 1 some input failed (the others
+still finished; each failure is one line); 2 bad usage, a bad configuration, or an input/output that
+stops the whole command (every :class:`~avsal.errors.AvsalError` that reaches the top: one line
+``avsal COMMAND: error: …``, no traceback); 130 interrupted (Ctrl-C: one line; temporary outputs are
+removed on the way out).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="saliency maps + overlay video for video files or folders",
                         description="Predict saliency maps. Writes OUT/<video stem>/{maps/*.png, saliency.h5, "
-                                    "overlay.mp4, meta.json}. Finished videos are skipped unless --overwrite.")
+                                    "overlay.mp4, meta.json}. A finished video is skipped when its meta.json records "
+                                    "the same input SHA-256 and options, else redone; --overwrite redoes it anyway.")
     pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
     pr.add_argument("--out", default="avsal_output", metavar="DIR", help="output folder (default avsal_output)")
     pr.add_argument("--model", default="classic-av", help="model name (see `avsal models`); default classic-av")
     pr.add_argument("--weights", metavar="FILE", help="weights file, for models that need one")
     g = pr.add_mutually_exclusive_group()
-    g.add_argument("--every", type=int, metavar="N", help="predict every N-th frame")
-    g.add_argument("--fps", type=float, metavar="F", help="predict F frames per second (middle of each 1/F s)")
+    g.add_argument("--every", type=_every_arg, metavar="N", help="predict every N-th frame (N >= 1)")
+    g.add_argument("--fps", type=_fps_arg, metavar="F",
+                   help="predict F frames per second (middle of each 1/F s; 0 < F <= 1000)")
     pr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     pr.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per batch for network models")
     pr.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
@@ -72,6 +77,27 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "runs `avsal predict` on it and prints where the overlay is.")
     de.add_argument("--out", default="demo_output", metavar="DIR", help="output folder (default demo_output)")
     return p
+
+
+def _every_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _fps_arg(text: str) -> float:
+    from avsal.predict import MAX_SAMPLING_FPS, check_sampling_fps
+
+    try:
+        return check_sampling_fps(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expects a number of frames per second in (0, {MAX_SAMPLING_FPS:g}], got {text!r}"
+            if "could not convert" in str(e) else str(e)) from None
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -177,8 +203,22 @@ def _cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``avsal`` console script; returns the exit code."""
+    """Entry point of the ``avsal`` console script; returns the exit code (see the module docstring)."""
+    from avsal.errors import EXIT_INTERRUPTED, EXIT_USAGE, AvsalError
+
     args = _build_parser().parse_args(argv)
+    name = " ".join(x for x in (args.command, getattr(args, "pipeline_command", None)) if x)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"avsal {name}: interrupted (temporary outputs removed; rerun to continue)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AvsalError as e:
+        print(f"avsal {name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args) -> int:
     if args.command == "predict":
         return _cmd_predict(args)
     if args.command == "models":

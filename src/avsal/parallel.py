@@ -1,9 +1,13 @@
-"""Helpers for process pools (``--jobs``): workers that use one thread each on a small machine."""
+"""The process pool of ``--jobs`` (:func:`run_pool`): workers that use one thread each on a small machine."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Environment variables that set the thread count of BLAS/OpenMP libraries in child processes.
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -24,3 +28,59 @@ def single_threaded_children():
         for n, v in saved.items():
             if v is None:
                 os.environ.pop(n, None)
+
+
+def _init_worker(initializer: Callable[[], None] | None) -> None:
+    """Pool worker start-up: Ctrl-C is the parent's (it stops the pool), then the caller's initializer."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
+def run_pool(fn: Callable[[T], R], items: Sequence[T], n_jobs: int, on_result: Callable[[T, R], None],
+             on_crash: Callable[[T, BaseException], None], initializer: Callable[[], None] | None = None) -> None:
+    """The one process pool of avsal (``--jobs`` of ``prepare`` and ``evaluate``): ``fn(item)`` for every item.
+
+    With ``n_jobs <= 1`` or a single item, the items run in this process, in order. Otherwise a pool of
+    ``min(n_jobs, len(items))`` fresh interpreters (``spawn``: no state inherited by fork), each started
+    with one BLAS/OpenMP thread (:func:`single_threaded_children`) and ``initializer``; results arrive in
+    completion order. ``fn`` and the items must be picklable (module-level functions, dataclasses).
+
+    Args:
+        fn: the work of one item; it should catch the errors of a bad item and return them as its result.
+        items: the work list.
+        n_jobs: processes.
+        on_result: called in this process with ``(item, fn(item))``.
+        on_crash: called with ``(item, exception)`` when the worker running ``item`` died (out of memory,
+            killed: ``BrokenProcessPool``) or ``fn`` raised; the other items go on.
+        initializer: run once in each worker (e.g. ``cv2.setNumThreads(1)``).
+
+    Ctrl-C (``KeyboardInterrupt``) in this process cancels the items not started and re-raises at once;
+    workers ignore SIGINT, so they print no tracebacks.
+    """
+    if n_jobs <= 1 or len(items) <= 1:
+        for it in items:
+            on_result(it, fn(it))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with single_threaded_children():  # workers start (on submit) with these variables set
+        ex = ProcessPoolExecutor(max_workers=min(n_jobs, len(items)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(initializer,))
+        try:
+            futs = {ex.submit(fn, it): it for it in items}
+            for f in as_completed(futs):
+                try:
+                    r = f.result()
+                except Exception as e:  # the worker died (BrokenProcessPool, out of memory, ...)
+                    on_crash(futs[f], e)
+                else:
+                    on_result(futs[f], r)
+        except BaseException:  # Ctrl-C: drop the items not started yet instead of waiting for them
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown()

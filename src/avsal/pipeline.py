@@ -29,11 +29,58 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from avsal.errors import ConfigError
+
+
+@dataclass
+class CropConfig:
+    """The ``crop:`` section: arguments of :func:`avsal.pseudo_gt.pipeline.crop_stage` (same names and
+    defaults; ``tests/test_robust.py`` checks they stay equal)."""
+
+    grid: int = field(default=356, metadata={"min": 1})
+    factor: float = field(default=2.0, metadata={"gt": 0})
+    box: Literal["upstream", "adaptive"] = "upstream"
+    require_all: bool = True
+    start: float = field(default=2.0, metadata={"gt": 0})
+    step: float = field(default=0.05, metadata={"gt": 0})
+    min_size: int = field(default=100, metadata={"min": 1})
+    box_window: int | None = field(default=None, metadata={"min": 1})
+    eps: float = field(default=1e-4, metadata={"min": 0})
+    split: str | None = None
+    correct_only: bool = False
+    audio: Literal["link", "copy", "reference"] = "link"
+    resize: Literal["matlab", "bilinear"] = "matlab"
+    overwrite: bool = False
+    empty_box: Literal["skip", "full"] = "skip"
+
+
+@dataclass
+class FinalizeConfig:
+    """The ``finalize:`` section: arguments of :func:`avsal.pseudo_gt.pipeline.finalize_stage` (same
+    names and defaults)."""
+
+    smoothing: bool | None = None
+    factor: float | None = field(default=None, metadata={"min": 0})
+    variant: Literal["upstream", "sta_trial"] = "upstream"
+    require_all: bool = True
+    window: int = field(default=5, metadata={"min": 1})
+    recursive: bool = True
+    frames: Literal["valid", "upstream"] = "valid"
+    eps: float | None = field(default=None, metadata={"min": 0})
+    grid: int | None = field(default=None, metadata={"min": 1})
+    correct_only: bool = False
+    resize: Literal["matlab", "bilinear"] = "matlab"
+    overwrite: bool = False
+
+
+Branch = Literal["S", "SA", "ST"]
 
 
 @dataclass
 class PipelineConfig:
-    """Settings of the whole pipeline (see the module docstring).
+    """Settings of the whole pipeline (see the module docstring), checked by :func:`load_config`.
 
     Attributes:
         work: output folder of every stage.
@@ -43,12 +90,14 @@ class PipelineConfig:
         jobs: parallel clips in ``prepare``.
         branches: SCAM branches to train (default all three).
         tiny: tiny backbones (tests).
-        scam, sta: :class:`~avsal.train.engine.TrainConfig` overrides.
-        scam_task, sta_task: extra task fields (e.g. ``{"resize": 72, "crop": 64}``, ``{"size": 128}``).
+        scam, sta: :class:`~avsal.train.engine.TrainConfig` overrides (every key checked against its fields).
+        scam_task, fine_task, sta_task: extra :class:`~avsal.train.tasks.ScamTask` /
+            :class:`~avsal.train.tasks.STATask` fields (e.g. ``{"resize": 72, "crop": 64}``, ``{"size": 128}``;
+            the fields the pipeline sets itself are refused).
         backbone_weights, audio_weights: pretrained weights for every run; ``audio_weights`` (VGGSound)
             also produces the audio-relevance list that selects SA's training frames.
         audio_relevance: make and use that list when ``audio_weights`` are given (default, upstream).
-        crop, finalize: extra arguments of the pseudo-GT stages.
+        crop, finalize: :class:`CropConfig`, :class:`FinalizeConfig`.
         selective_cams: keep only the CAMs of correctly classified frames (upstream).
         progress: progress bars.
     """
@@ -58,8 +107,8 @@ class PipelineConfig:
     annotations: str | None = None
     splits: str | None = None
     labels: str | None = None
-    jobs: int = 1
-    branches: tuple[str, ...] = ("S", "SA", "ST")
+    jobs: int = field(default=1, metadata={"min": 1})
+    branches: tuple[Branch, ...] = ("S", "SA", "ST")
     tiny: bool = False
     scam: dict = field(default_factory=dict)
     sta: dict = field(default_factory=dict)
@@ -69,37 +118,152 @@ class PipelineConfig:
     backbone_weights: str | None = None
     audio_weights: str | None = None
     audio_relevance: bool = True
-    crop: dict = field(default_factory=dict)
-    finalize: dict = field(default_factory=dict)
+    crop: CropConfig = field(default_factory=CropConfig)
+    finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
     selective_cams: bool = True
     progress: bool = True
 
 
-def load_config(path: str) -> PipelineConfig:
-    """Read a YAML (``.yaml``/``.yml``) or JSON pipeline config; relative paths are relative to the file.
+#: Task fields the pipeline sets itself (not allowed in ``scam_task`` / ``fine_task`` / ``sta_task``).
+_SCAM_SET = ("branch", "stage", "data", "tiny")
+_STA_SET = ("data", "pseudo_gt", "tiny")
+
+
+def check_config(raw: Any, source: str | None = None) -> PipelineConfig:
+    """Check a config mapping completely, before any stage (the one path of YAML, JSON and Python dicts).
 
     Raises:
-        ValueError: unknown keys or missing required ones (the message names them).
+        ConfigError: naming the dotted key (``crop.empty_box``, ``scam.epoch``), the problem and the
+            allowed values.
     """
-    with open(path) as f:
-        if path.endswith((".yaml", ".yml")):
-            import yaml
+    from avsal.config import from_dict, validate_fields
+    from avsal.train.engine import TrainConfig
+    from avsal.train.tasks import STATask, ScamTask
 
-            raw = yaml.safe_load(f) or {}
-        else:
-            raw = json.load(f)
-    known = set(PipelineConfig.__dataclass_fields__)
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    base = os.path.dirname(os.path.abspath(path))
-    for k in ("work", "videos", "annotations", "splits", "labels", "backbone_weights", "audio_weights"):
-        if raw.get(k) is not None:
-            raw[k] = os.path.join(base, os.path.expanduser(str(raw[k])))
+    cfg = from_dict(PipelineConfig, raw, source=source)
+    if not cfg.branches:
+        raise ConfigError("branches", "needs at least one of 'S', 'SA', 'ST'", source)
+    if len(set(cfg.branches)) != len(cfg.branches):
+        raise ConfigError("branches", f"lists a branch twice: {list(cfg.branches)}", source)
+    for name in ("scam", "sta"):
+        setattr(cfg, name, validate_fields(TrainConfig, getattr(cfg, name), where=name, source=source))
+    for name in ("scam_task", "fine_task"):
+        setattr(cfg, name, validate_fields(ScamTask, getattr(cfg, name), where=name, source=source, exclude=_SCAM_SET))
+    cfg.sta_task = validate_fields(STATask, cfg.sta_task, where="sta_task", source=source, exclude=_STA_SET)
+    if cfg.crop.box_window is not None and cfg.crop.box_window % 2 == 0:
+        raise ConfigError("crop.box_window", f"must be odd, got {cfg.crop.box_window}", source)
+    if cfg.finalize.window % 2 == 0:
+        raise ConfigError("finalize.window", f"must be odd, got {cfg.finalize.window}", source)
+    if not cfg.labels and not (cfg.annotations and cfg.splits):
+        raise ConfigError("annotations", "AVE mode needs 'annotations' and 'splits' (or give 'labels' for "
+                          "folder mode)", source)
+    return cfg
+
+
+def load_config(path: str) -> PipelineConfig:
+    """Read and check a YAML (``.yaml``/``.yml``) or JSON pipeline config; relative paths are relative to
+    the file. Everything is checked here, before the first stage (:func:`check_config`).
+
+    Raises:
+        ConfigError: a syntax error (with its line), unknown keys, missing or bad values (the message names
+            the key and the allowed values).
+        InputError: the file cannot be read.
+    """
+    from avsal.errors import InputError
+
     try:
-        return PipelineConfig(**raw)
-    except TypeError as e:
-        raise ValueError(f"{path}: {e}") from None
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise InputError(path, f"config file cannot be read ({e.strerror or e})") from None
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "syntax"
+            raise ConfigError(where, f"not valid YAML ({getattr(e, 'problem', None) or e})", path) from None
+    else:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"line {e.lineno}, column {e.colno}", f"not valid JSON ({e.msg})", path) from None
+    raw = {} if raw is None else raw
+    if isinstance(raw, dict):
+        base = os.path.dirname(os.path.abspath(path))
+        for k in ("work", "videos", "annotations", "splits", "labels", "backbone_weights", "audio_weights"):
+            if isinstance(raw.get(k), str):
+                raw[k] = os.path.join(base, os.path.expanduser(raw[k]))
+    return check_config(raw, source=path)
+
+
+#: Consecutive pseudo-GT seconds STA training needs: a frame and both neighbours (``STADataset``).
+STA_TRIPLET = 3
+
+
+def seconds_needed(cfg: PipelineConfig) -> int:
+    """Consecutive seconds a training clip needs to give STA at least one training triplet.
+
+    STA trains on frames whose pseudo-GT exists for the second itself and both neighbours
+    (:data:`STA_TRIPLET` consecutive pseudo-GTs, :class:`avsal.data.datasets.STADataset`). With smoothing
+    (the ``upstream`` variant's default) only centres of a full ``finalize.window`` get a map, and
+    ``frames: upstream`` keeps only the range of ``CAMsmooth*.m``
+    (:func:`avsal.pseudo_gt.fusion.upstream_written`); without smoothing every second with CAMs gets one.
+    With the defaults (window 5, frames valid): 7 s.
+    """
+    from avsal.pseudo_gt.fusion import upstream_written
+
+    f = cfg.finalize
+    smoothing = f.smoothing if f.smoothing is not None else f.variant == "upstream"
+    h = f.window // 2
+    for n in range(1, 10 * f.window + 100):
+        if not smoothing:
+            written = set(range(n))
+        else:
+            written = set(range(h, n - h))
+            if f.frames == "upstream":
+                written &= set(upstream_written(n, f.window))
+        if any(all(p + d in written for d in range(STA_TRIPLET)) for p in written):
+            return n
+    raise ConfigError("finalize.window", f"{f.window} leaves no pseudo-GT for STA")  # pragma: no cover
+
+
+def check_clip_lengths(prepared: str, cfg: PipelineConfig) -> None:
+    """After ``prepare``, the first stage that knows the clips: stop if no training clip is long enough for
+    ``finalize`` (:func:`seconds_needed`), instead of failing at the last stage; report the short ones.
+
+    Raises:
+        InputError: no training clip has enough consecutive seconds (the message says what to change).
+    """
+    from avsal.data.datasets import read_manifest
+    from avsal.errors import InputError
+
+    seconds: dict[str, list[int]] = {}
+    for r in read_manifest(prepared, split="train"):
+        seconds.setdefault(r.clip, []).append(r.second)
+    need = seconds_needed(cfg)
+
+    def longest(secs: list[int]) -> int:
+        best = run = 0
+        prev = None
+        for x in sorted(secs):
+            run = run + 1 if prev is not None and x == prev + 1 else 1
+            best, prev = max(best, run), x
+        return best
+
+    runs = {c: longest(v) for c, v in seconds.items()}
+    short = sorted(c for c, n in runs.items() if n < need)
+    if runs and len(short) == len(runs):
+        raise InputError(os.path.join(prepared, "manifest.csv"),
+                         f"no training clip has the {need} consecutive seconds `pipeline weak` needs (pseudo-GTs "
+                         f"for a second and both neighbours, to train STA; finalize.window={cfg.finalize.window}, frames={cfg.finalize.frames!r}); the "
+                         f"longest has {max(runs.values())} s. Use longer clips, or a smaller odd finalize.window "
+                         "(e.g. finalize: {window: 3})")
+    if short:
+        _log(f"   {len(short)} of {len(runs)} training clips are shorter than {need} s and give STA no training frame: "
+             f"{', '.join(short[:5])}{' …' if len(short) > 5 else ''}")
 
 
 def _log(msg: str) -> None:
@@ -107,12 +271,18 @@ def _log(msg: str) -> None:
         print(f"[pipeline] {msg}", file=sys.stderr, flush=True)
 
 
-def run_weak(cfg: PipelineConfig) -> dict:
+def run_weak(cfg: "PipelineConfig | dict") -> dict:
     """Run (or continue) the pipeline; returns the paths of every stage's output.
 
+    Args:
+        cfg: a :class:`PipelineConfig` or a mapping of its fields; checked completely first
+            (:func:`check_config`).
+
     Raises:
+        ConfigError: a bad setting, before any stage.
         InputError / ValueError: from the stages, naming the bad file or option.
     """
+    cfg = check_config(asdict(cfg) if isinstance(cfg, PipelineConfig) else cfg)
     from avsal.data.prepare import prepare_ave, prepare_folder
     from avsal.pseudo_gt.pipeline import crop_stage, finalize_stage
     from avsal.train.cams import compute_cams
@@ -132,8 +302,9 @@ def run_weak(cfg: PipelineConfig) -> dict:
 
             dist.barrier()
 
-    w = cfg.work
-    os.makedirs(w, exist_ok=True)
+    from avsal.io.write import ensure_writable_dir
+
+    w = ensure_writable_dir(cfg.work)
     if info.main:
         with open(os.path.join(w, "pipeline_config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=2)
@@ -144,11 +315,10 @@ def run_weak(cfg: PipelineConfig) -> dict:
     if cfg.labels:
         main_only(prepare_folder, cfg.videos, cfg.labels, paths["prepared"], jobs=cfg.jobs, progress=cfg.progress)
     else:
-        if not (cfg.annotations and cfg.splits):
-            raise ValueError("AVE mode needs 'annotations' and 'splits' (or give 'labels' for folder mode)")
         main_only(prepare_ave, cfg.videos, cfg.annotations, cfg.splits, paths["prepared"], jobs=cfg.jobs,
                   progress=cfg.progress)
 
+    check_clip_lengths(paths["prepared"], cfg)
     switch_list = None
     if cfg.audio_weights and cfg.audio_relevance:
         from avsal.data.relevance import RELEVANCE_FILE, write_audio_relevance
@@ -181,7 +351,7 @@ def run_weak(cfg: PipelineConfig) -> dict:
             _log("4/8 crop")
             if not os.path.exists(os.path.join(paths["crops"], "boxes.csv")):
                 main_only(crop_stage, paths["prepared"], {b: os.path.join(w, "cams", f"coarse_{b}") for b in cfg.branches},
-                           paths["crops"], progress=cfg.progress, **cfg.crop)
+                           paths["crops"], progress=cfg.progress, **asdict(cfg.crop))
         _log(f"{step}/8 {stage} SCAM: {', '.join(cfg.branches)}")
         extra = cfg.scam_task if stage == "coarse" else cfg.fine_task
         for b in cfg.branches:
@@ -196,7 +366,7 @@ def run_weak(cfg: PipelineConfig) -> dict:
     _log("7/8 finalize pseudo-GT")
     if not os.path.exists(os.path.join(paths["pseudo_gt"], "pseudo_gt.csv")):
         main_only(finalize_stage, paths["crops"], {b: os.path.join(w, "cams", f"fine_{b}") for b in cfg.branches},
-                       paths["pseudo_gt"], progress=cfg.progress, **cfg.finalize)
+                       paths["pseudo_gt"], progress=cfg.progress, **asdict(cfg.finalize))
     _log("8/8 STA")
     train(STATask(data=paths["prepared"], pseudo_gt=paths["pseudo_gt"], tiny=cfg.tiny, **cfg.sta_task),
           sta_train_config(**cfg.sta), paths["sta"])
@@ -213,12 +383,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Exit code 0 done, 2 bad config or input."""
-    from avsal.errors import InputError
-
+    """Exit code 0 done, 2 bad config or input (the AvsalError family is printed by ``avsal.cli.main``)."""
     try:
         run_weak(load_config(args.config))
-    except (InputError, ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"avsal pipeline: error: {e}", file=sys.stderr)
         return 2
     return 0

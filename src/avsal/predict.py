@@ -11,7 +11,9 @@ Per video, ``avsal predict`` writes into ``OUT/<video stem>/``:
   streams, counts, fps, duration, has_audio, warnings, wall time).
 
 The folder appears only when all of it is complete (see :func:`avsal.io.write.atomic_dir`), so a run
-over a folder of videos can be interrupted and restarted: finished videos are skipped.
+over a folder of videos can be interrupted and restarted: a finished video is skipped when its
+``meta.json`` records the same input SHA-256, weights SHA-256 and output options (:data:`RESULT_OPTIONS`),
+and redone (saying why) otherwise; the hidden leftovers of a killed run are removed.
 """
 
 from __future__ import annotations
@@ -22,23 +24,27 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 import avsal
-from avsal.errors import InputError, OutputError
+from avsal.errors import InputError, OutputError, UsageError
 from avsal.io.audio import load_audio
-from avsal.io.video import Sampling, VideoInfo, iter_frames, probe
-from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, ensure_writable_dir, jet_overlay,
-                            sha256_file, write_png)
+from avsal.io.video import VIDEO_EXTENSIONS, Sampling, VideoInfo, iter_frames, probe
+from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, clean_stale, ensure_writable_dir,
+                            jet_overlay, sha256_file, write_json_atomic, write_png)
 from avsal.models import create_video_model
 from avsal.models.base import model_stream, upsample
 
-#: File extensions collected when an input is a folder.
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
-                    ".ogv", ".3gp")
+#: Largest ``--fps`` accepted: more maps per second than any video has frames is a mistake (to predict
+#: every frame, give no ``--fps``).
+MAX_SAMPLING_FPS = 1000.0
+
+#: Most bytes of decoded frames held for the one-pass overlay (frames wait for the model's look-ahead);
+#: beyond it (e.g. STANet's triplets of ``--every 100`` frames) the overlay is made by a second decode.
+MAX_PENDING_BYTES = 256 << 20
 
 #: RMS amplitude below which a soundtrack is reported as near-silent (−60 dBFS).
 NEAR_SILENT_RMS = 1e-3
@@ -120,20 +126,149 @@ def resolve_device(device: str) -> str:
     raise ValueError(f"unknown device {device!r} (use cpu or cuda)")
 
 
+def informative(sal: np.ndarray) -> bool:
+    """Whether a saliency map float ``[h, w]`` says anything: finite everywhere and not constant.
+
+    A constant map (all zeros from a constant-colour video, for instance) ranks no pixel above another;
+    :func:`predict_video` writes the centre prior instead, with a warning in ``meta.json``.
+    """
+    if sal.size == 0 or not np.all(np.isfinite(sal)):
+        return False
+    return float(sal.max()) - float(sal.min()) > 1e-6
+
+
+def _centre_prior(h: int, w: int) -> np.ndarray:
+    from avsal.models.classic import centre_prior  # exp(-r²/2) with sigma = 0.25 of each side, max 1
+
+    return centre_prior(h, w)
+
+
 def _h5_size(h: int, w: int, max_side: int) -> tuple[int, int]:
     s = min(1.0, max_side / max(h, w))
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def check_sampling_fps(fps: float) -> float:
+    """``fps`` if it is a usable sampling rate (finite, ``0 < fps <= MAX_SAMPLING_FPS``).
+
+    Raises:
+        UsageError: otherwise (``inf``, ``nan``, ``1e9``, ``0``, negative).
+    """
+    fps = float(fps)
+    if not (math.isfinite(fps) and 0 < fps <= MAX_SAMPLING_FPS):
+        raise UsageError(f"--fps must be a number in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {fps:g} "
+                         "(give no --fps to predict every frame)")
+    return fps
+
+
 def _check_options(opts: PredictOptions) -> None:
+    """Check the options once, before any video (bad values are usage errors, not per-video failures).
+
+    Raises:
+        UsageError: the message names the option.
+    """
     if opts.every is not None and opts.fps is not None:
-        raise ValueError("give at most one of --every and --fps")
-    if opts.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
+        raise UsageError("give at most one of --every and --fps")
+    if opts.every is not None and (isinstance(opts.every, bool) or not isinstance(opts.every, int)
+                                   or opts.every < 1):
+        raise UsageError(f"--every must be a whole number >= 1, got {opts.every!r}")
+    if opts.fps is not None:
+        check_sampling_fps(opts.fps)
+    if isinstance(opts.batch_size, bool) or not isinstance(opts.batch_size, int) or opts.batch_size < 1:
+        raise UsageError(f"--batch-size must be a whole number >= 1, got {opts.batch_size!r}")
+    if not (isinstance(opts.h5_max_side, int) and opts.h5_max_side >= 1):
+        raise UsageError(f"h5_max_side must be a whole number >= 1, got {opts.h5_max_side!r}")
+    if not (isinstance(opts.overlay_alpha, (int, float)) and 0 <= opts.overlay_alpha <= 1):
+        raise UsageError(f"overlay_alpha must be a number in [0, 1], got {opts.overlay_alpha!r}")
     if opts.shard is not None:
         k, n = opts.shard
         if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
-            raise ValueError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
+            raise UsageError(f"--shard K/N needs integers 0 <= K < N, got {k}/{n}")
+
+
+def _set_rules(cls, values: dict) -> None:
+    """Bounds of ``--set`` values beyond their types (the model families declare types, not ranges):
+    cue weights (fields named ``w_*``) are >= 0, and a whole-number setting whose default is >= 1 (a size,
+    a grid, a count) stays >= 1."""
+    import dataclasses
+
+    from avsal.errors import ConfigError
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for k, v in values.items():
+        nums = v if isinstance(v, tuple) else (v,)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in nums):
+            continue
+        if k.startswith("w_") and any(x < 0 for x in nums):
+            raise ConfigError(k, f"a cue weight must be >= 0, got {v!r}", "--set")
+        d = defaults.get(k)
+        dn = d if isinstance(d, tuple) else (d,)
+        if all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in dn) \
+                and any(x < 1 for x in nums):
+            raise ConfigError(k, f"must be >= 1 (a size or a count), got {v!r}", "--set")
+
+
+def _trial(model) -> None:
+    """Run ``model`` on 12 synthetic frames (48×64, a 440 Hz tone); raise if it fails or gives maps that are
+    not finite or outside [0, 1]."""
+    from avsal.io.audio import AudioTrack
+    from avsal.io.video import Frame
+
+    rng = np.random.default_rng(0)
+    frames = (Frame(index=i, time=i / 25, rgb=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)) for i in range(12))
+    rate = 16000
+    t = np.arange(int(0.5 * rate)) / rate
+    audio = AudioTrack(samples=(0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sample_rate=rate)
+    for pred in model_stream(model, frames, audio, (48, 64)):
+        sal = np.asarray(pred.saliency)
+        if not np.all(np.isfinite(sal)) or sal.min() < -1e-6 or sal.max() > 1 + 1e-6:
+            raise ValueError("the maps are not finite numbers in [0, 1]")
+
+
+def build_model(opts: PredictOptions, device: str):
+    """The video model of ``opts``, with its ``--set`` overrides checked once, before any video.
+
+    Overrides are checked against the model's configuration dataclass (:func:`avsal.config.validate_fields`:
+    known keys, types, finite numbers), then :func:`_set_rules`, then the model runs on a tiny synthetic
+    clip, so that a setting it cannot work with (a zero size, a weight that overflows) stops here.
+
+    Raises:
+        ConfigError / UsageError: naming the ``--set`` key.
+        KeyError, ValueError: unknown model, missing weights.
+    """
+    import dataclasses
+
+    from avsal.config import validate_fields
+
+    overrides = dict(opts.model_config)
+
+    def create(cfg):
+        try:
+            return create_video_model(opts.model, weights=opts.weights, device=device, batch_size=opts.batch_size,
+                                      **cfg)
+        except TypeError as e:
+            if cfg:  # name the key and the allowed ones, from the model's default configuration
+                plain = getattr(create({}), "config", None)
+                if plain is not None and dataclasses.is_dataclass(plain):
+                    validate_fields(type(plain), cfg, source="--set")
+            raise UsageError(f"--set: {e}") from None
+
+    net = create(overrides)
+    if not overrides:
+        return net
+    cfg = getattr(net, "config", None)
+    if cfg is not None and dataclasses.is_dataclass(cfg):
+        checked = validate_fields(type(cfg), overrides, source="--set")
+        _set_rules(type(cfg), checked)
+        if checked != overrides:
+            net = create(checked)
+    try:
+        _trial(net)
+    except Exception as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise UsageError(f"--set {given}: the model cannot work with these settings "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    return net
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -203,41 +338,50 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
                               "dBFS); audio cues carry little information")
         H, W = info.height, info.width
         hs = _h5_size(H, W, opts.h5_max_side)
-        h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs,
-                         attrs={"frame_size": (H, W), "model": model.name}) if out_dir else None
-        if out_dir:
-            os.makedirs(os.path.join(out_dir, "maps"))
         maps, indices, times = [], [], []
-        n_decoded = 0
+        n_decoded = n_flat = 0
         bar = tqdm(total=info.n_frames or None, desc=os.path.basename(path), unit="frame",
                    disable=not progress, leave=False)
+        outputs = _Outputs(out_dir, path, info, hs, model.name, opts, audio is not None) if out_dir else None
 
         def counted(frames):
             nonlocal n_decoded
             for f in frames:
                 n_decoded += 1
                 bar.update(1)
+                if outputs is not None:
+                    outputs.frame(f)
                 yield f
 
         try:
-            for pred in model_stream(model, counted(iter_frames(path, sampling, info=info)), audio, (H, W)):
-                full = upsample(pred.saliency, H, W)
+            frames = counted(iter_frames(path, sampling, info=info))
+            for pred in model_stream(model, frames, audio, (H, W)):
+                sal = pred.saliency
+                if not informative(sal):
+                    sal = _centre_prior(*sal.shape)
+                    n_flat += 1
                 if keep_maps:
-                    maps.append(full)
+                    maps.append(upsample(sal, H, W))
                 indices.append(pred.index)
                 times.append(pred.time)
-                if out_dir:
-                    write_png(os.path.join(out_dir, "maps", f"{pred.index + 1:06d}.png"), full)
-                    h5.append(upsample(pred.saliency, *hs), pred.index, pred.time)
+                if outputs is not None:
+                    outputs.map(pred.index, pred.time, sal)
+            if outputs is not None:
+                for _ in frames:  # the frames after the last clip a model needed: the overlay shows them too
+                    pass
+            if not indices:
+                raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
+            if outputs is not None:
+                outputs.close()
+        except BaseException:
+            if outputs is not None:
+                outputs.abort()
+            raise
         finally:
             bar.close()
-            if h5 is not None:
-                h5.close()
-        if not indices:
-            raise InputError(path, "the sampling selected no frame (is --fps/--every larger than the video?)")
-        if out_dir and opts.overlay:
-            _write_overlay(path, info, os.path.join(out_dir, "saliency.h5"),
-                           os.path.join(out_dir, "overlay.mp4"), audio is not None, opts.overlay_alpha)
+        if n_flat:
+            warnings.warn(f"{path}: {n_flat} of {len(indices)} maps carried no information (constant or "
+                          "non-finite; a constant-colour picture?): the centre prior was written instead")
     warn_msgs = list(dict.fromkeys(str(w.message) for w in caught))
     meta = {
         "avsal_version": avsal.__version__,
@@ -265,7 +409,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
     if out_dir:
-        _write_json(os.path.join(out_dir, "meta.json"), meta)
+        write_json_atomic(os.path.join(out_dir, "meta.json"), meta, default=str)
     return VideoPrediction(maps=np.stack(maps) if keep_maps else None,
                            frame_indices=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
                            meta=meta, out_dir=out_dir)
@@ -279,17 +423,175 @@ def _model_config(model) -> dict:
     return cfg
 
 
-def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+class _Worker:
+    """One background thread running ``fn(item)`` over a bounded queue, in order.
+
+    The queue bound (``depth`` items) keeps memory flat: the decoder/model thread waits when a writer is
+    behind. An exception in ``fn`` is kept and raised by the next :meth:`put` or by :meth:`close`.
+    """
+
+    def __init__(self, fn: Callable, name: str, depth: int = 16):
+        import queue
+        import threading
+
+        self.fn, self.error = fn, None
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as e:  # kept for the owner's thread
+                    self.error = e
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(item)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.q.put(None)
+        self.thread.join()
+
+
+class _Outputs:
+    """The outputs of one video, written while the model runs (one decode for maps and overlay).
+
+    * ``maps/*.png`` and ``saliency.h5``: one writer thread, in prediction order;
+    * ``overlay.mp4``: another thread blends each decoded frame with the latest map at or before it (the
+      float16 map of ``saliency.h5``, upsampled, as a reader of the file would) and encodes it with the
+      audio. A frame waits in :attr:`pending` until the map of its latest selected frame has come out of
+      the model (models look ahead), so memory stays at the model's look-ahead plus the queues.
+
+    PyAV, OpenCV and HDF5 compression release the GIL, so the writing overlaps the decoding and the model.
+    """
+
+    def __init__(self, out_dir: str, path: str, info: VideoInfo, hs: tuple[int, int], model_name: str,
+                 opts: PredictOptions, with_audio: bool):
+        from collections import deque
+
+        self.out_dir, self.info, self.hs, self.alpha = out_dir, info, hs, opts.overlay_alpha
+        self.h5 = H5MapWriter(os.path.join(out_dir, "saliency.h5"), hs,
+                              attrs={"frame_size": (info.height, info.width), "model": model_name})
+        os.makedirs(os.path.join(out_dir, "maps"))
+        self.maps = _Worker(self._write_map, "avsal-maps")
+        self.overlay = None
+        if opts.overlay:
+            self.writer = OverlayWriter(os.path.join(out_dir, "overlay.mp4"), info.width, info.height, info.fps,
+                                        info.time_base, audio_source=path if with_audio else None,
+                                        audio_stream=info.audio_stream if with_audio else None)
+            self.overlay = _Worker(self._write_overlay_frame, "avsal-overlay")
+        self.path, self.with_audio, self.second_pass = path, with_audio, False
+        self.frame_bytes = info.height * info.width * 3
+        self.pending: deque = deque()  # (frame, index of its latest selected frame or -1)
+        self.ready: deque = deque()  # (prediction index, float16 h5-size map) not yet superseded
+        self.last_selected = -1
+        self.last_pred = -1
+
+    # -- producer side (the decoder/model thread) ------------------------------------------------------
+    def frame(self, f) -> None:
+        if f.selected:
+            self.last_selected = f.index
+        if self.overlay is not None:
+            self.pending.append((f, self.last_selected))
+            self._flush(final=False)
+            if len(self.pending) * self.frame_bytes > MAX_PENDING_BYTES:
+                self._second_pass_instead()
+
+    def _second_pass_instead(self) -> None:
+        """The model looks too far ahead to hold the frames: drop the one-pass overlay, decode again at the end."""
+        self.overlay.abort()
+        self.overlay = None
+        self.pending.clear()
+        self.ready.clear()
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+        os.remove(os.path.join(self.out_dir, "overlay.mp4"))
+        self.second_pass = True
+
+    def map(self, index: int, time: float, sal: np.ndarray) -> None:
+        small = upsample(sal, *self.hs)
+        self.maps.put((index, time, sal, small))
+        if self.overlay is not None:
+            self.ready.append((index, small.astype(np.float16)))
+            self.last_pred = index
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Send the pending frames whose map is known (all of them at the end)."""
+        while self.pending and self.ready:
+            f, sel = self.pending[0]
+            if not final and sel > self.last_pred:
+                break  # its map has not come out of the model yet
+            while len(self.ready) > 1 and self.ready[1][0] <= f.index:
+                self.ready.popleft()
+            self.pending.popleft()
+            self.overlay.put((f.rgb, self.ready[0][1], f.pts))
+
+    def close(self) -> None:
+        try:
+            if self.overlay is not None:
+                self._flush(final=True)
+                self.overlay.close()
+            self.maps.close()
+        finally:
+            self._finish()
+        if self.second_pass:
+            _write_overlay(self.path, self.info, os.path.join(self.out_dir, "saliency.h5"),
+                           os.path.join(self.out_dir, "overlay.mp4"), self.with_audio, self.alpha)
+
+    def abort(self) -> None:
+        for w in (self.maps, self.overlay):
+            if w is not None:
+                w.abort()
+        self._finish(quiet=True)
+
+    def _finish(self, quiet: bool = False) -> None:
+        """Close the files once (the overlay encoder, then saliency.h5); the first error is raised."""
+        closers, self._closers = getattr(self, "_closers", None), []
+        if closers is None:
+            closers = ([self.writer.close] if self.overlay is not None else []) + [self.h5.close]
+        errors = []
+        for close in closers:
+            try:
+                close()
+            except Exception as e:
+                errors.append(e)
+        if errors and not quiet:
+            raise errors[0]
+
+    # -- writer threads ----------------------------------------------------------------------------------
+    def _write_map(self, item) -> None:
+        index, time, sal, small = item
+        write_png(os.path.join(self.out_dir, "maps", f"{index + 1:06d}.png"),
+                  upsample(sal, self.info.height, self.info.width))
+        self.h5.append(small, index, time)
+
+    def _write_overlay_frame(self, item) -> None:
+        rgb, small16, pts = item
+        cur = upsample(small16.astype(np.float32), self.info.height, self.info.width)
+        self.writer.write(jet_overlay(rgb, cur, self.alpha), pts)
 
 
 def _write_overlay(path: str, info: VideoInfo, h5_path: str, out_path: str, with_audio: bool,
                    alpha: float) -> None:
-    """Second pass: decode again and blend each frame with the latest map at or before it."""
+    """The overlay by a second decode, from ``saliency.h5``: each frame blended with the latest map at or
+    before it (used when the model looks too far ahead for :class:`_Outputs` to hold the frames)."""
     import h5py
 
     with h5py.File(h5_path, "r") as h5:
@@ -350,7 +652,7 @@ def predict_video(path: str | os.PathLike, model: str = "classic-av", *, out_dir
     _check_options(opts)
     sampling = Sampling(every=every, fps=fps, times=times)
     resolve_device(device)
-    net = create_video_model(model, weights=weights, device=device, batch_size=batch_size, **model_config)
+    net = build_model(opts, device)
     if out_dir is None:
         return _run(path, net, opts, None, keep_maps, progress, sampling)
     root = ensure_writable_dir(out_dir)
@@ -397,6 +699,46 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
+#: The options that change a video's outputs: a finished video is redone when one of them differs.
+RESULT_OPTIONS = ("model", "every", "fps", "overlay", "h5_max_side", "overlay_alpha", "model_config")
+
+
+def _result_options(opts: PredictOptions) -> dict:
+    d = opts.to_dict()
+    return json.loads(json.dumps({k: d[k] for k in RESULT_OPTIONS}, default=str))
+
+
+def _redo_reason(final: str, path: str, opts: PredictOptions) -> str | None:
+    """``None`` when ``final`` holds this input's outputs made with these options, else why not.
+
+    Finished means ``meta.json`` records the same input SHA-256, the same weights SHA-256 and the same
+    :data:`RESULT_OPTIONS` (device, batch size, sharding and progress do not change the outputs).
+    """
+    try:
+        with open(os.path.join(final, "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return f"{final} holds no readable meta.json (an unfinished or foreign folder)"
+    if meta.get("input_sha256") != sha256_file(path):
+        return "the input file changed since its outputs were made (SHA-256 differs)"
+    weights = sha256_file(opts.weights) if opts.weights else None
+    if meta.get("weights_sha256") != weights:
+        return "the weights changed (SHA-256 differs)"
+    before = meta.get("options") or {}
+    now = _result_options(opts)
+    changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in RESULT_OPTIONS if before.get(k) != now[k]]
+    if changed:
+        return "the options changed (" + "; ".join(changed) + ")"
+    return None
+
+
+def _write_failure(path: str, final: str, e: OSError | OutputError) -> str:
+    """One line for a video whose outputs could not be written (nothing of it is left in ``final``)."""
+    where = os.path.basename(getattr(e, "path", None) or getattr(e, "filename", None) or "") or "outputs"
+    why = e.problem if isinstance(e, OutputError) else f"{e.strerror or e}; is the disk full?"
+    return f"{path}: could not write {where} in {final}: {why}; nothing was kept"
+
+
 @dataclass
 class BatchResult:
     """Outcome of :func:`predict_many`: per input, ``"done"``, ``"skipped"`` or the error message."""
@@ -425,24 +767,31 @@ def predict_many(inputs: list[str], out: str, opts: PredictOptions, progress: bo
         device = f"cuda:{local_rank}"  # one GPU per torchrun process
     resolve_device(device)
     root = ensure_writable_dir(out)
-    net = create_video_model(opts.model, weights=opts.weights, device=device, batch_size=opts.batch_size,
-                             **opts.model_config)
+    net = build_model(opts, device)
     all_paths = collect_inputs(inputs)
     names = output_names(all_paths)  # over every input, so names do not depend on the split
     paths = select_shard(all_paths, opts.shard, rank, world)
     result = BatchResult()
     for path in tqdm(paths, desc="videos", unit="video", disable=not progress or len(paths) < 2):
         final = os.path.join(root, names[path])
-        if os.path.exists(os.path.join(final, "meta.json")) and not opts.overwrite:
-            result.skipped.append(path)
-            log(f"skip  {path}: outputs exist in {final} (use --overwrite to redo)")
-            continue
+        clean_stale(root, names[path])  # leftovers of a killed run
+        if os.path.exists(final) and not opts.overwrite:
+            why = _redo_reason(final, path, opts)
+            if why is None:
+                result.skipped.append(path)
+                log(f"skip  {path}: finished with the same input and options in {final} (--overwrite redoes it)")
+                continue
+            log(f"redo  {path}: {why}")
         try:
             with atomic_dir(final, overwrite=True) as tmp:
                 res = _run(path, net, opts, tmp, keep_maps=False, progress=progress)
-        except (InputError, OutputError) as e:
+        except InputError as e:
             result.failed[path] = str(e)
             log(f"FAIL  {e}")
+            continue
+        except (OutputError, OSError) as e:  # disk full, file size limit, …: this video fails, the next runs
+            result.failed[path] = _write_failure(path, final, e)
+            log(f"FAIL  {result.failed[path]}")
             continue
         except Exception as e:  # one video's unexpected failure must not stop the batch
             result.failed[path] = f"{path}: {type(e).__name__}: {e}"

@@ -56,7 +56,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from avsal.errors import InputError, OutputError
-from avsal.parallel import single_threaded_children
+from avsal.io.image import JPEG_QUALITY, encode_jpeg  # noqa: F401 (part of this module's API)
+from avsal.io.video import VIDEO_EXTENSIONS
+from avsal.io.write import write_bytes_atomic, write_json_atomic, write_text_atomic
+from avsal.parallel import run_pool
 
 __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER", "SAMPLE_RATE", "SPLIT_FILES",
            "AveAnnotation", "ClipFailure", "LabelEntry", "ManifestRow", "PrepareResult", "ave_classes",
@@ -65,8 +68,6 @@ __all__ = ["AUDIO_TAIL_TOLERANCE", "JPEG_QUALITY", "MANIFEST_COLUMNS", "MARKER",
 
 #: Audio rate of the STANet features (Hz); also the number of samples in one feature window.
 SAMPLE_RATE = 16000
-#: JPEG quality of the saved frames.
-JPEG_QUALITY = 95
 #: Seconds of audio that may be missing at the end of the last second (zero-padded), e.g. a 9.95-s track
 #: for a clip annotated up to 10 s. Also the slack on the video length in folder mode.
 AUDIO_TAIL_TOLERANCE = 0.1
@@ -76,9 +77,6 @@ MANIFEST_COLUMNS = ("clip", "second", "frame", "audio", "class_id", "class_name"
 SPLIT_FILES = (("train", "trainSet.txt"), ("val", "valSet.txt"), ("test", "testSet.txt"))
 #: Name of the per-clip completeness marker inside ``frames/<clip>/``.
 MARKER = ".done"
-#: Extensions tried, in this order, when looking up ``<VideoID>.*`` (any other extension is tried last).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp",
-                    ".ogv", ".wmv")
 _NOT_VIDEO = {".txt", ".json", ".csv", ".md", ".jpg", ".jpeg", ".png", ".wav", ".h5", ".part", ".partial"}
 
 
@@ -320,28 +318,6 @@ def read_labels_csv(path: str | os.PathLike) -> list[LabelEntry]:
 # Small helpers: atomic writes, clip ids, video lookup
 # ----------------------------------------------------------------------------------------------------
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _atomic_write_json(path: str, obj) -> None:
-    _atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
 def _check_clip_id(clip_id: str) -> str:
     if (not isinstance(clip_id, str) or not clip_id or clip_id in (".", "..") or clip_id.startswith(".")
             or any(c in clip_id for c in "/\\\0\n\r")):
@@ -375,7 +351,8 @@ class _VideoIndex:
 
 def find_video(videos_dir: str | os.PathLike, video_id: str) -> str | None:
     """``<videos_dir>/<video_id>.mp4`` if present, else another ``<video_id>.<ext>`` file (mkv, webm,
-    avi, mov, … in :data:`VIDEO_EXTENSIONS` order, then any other extension); ``None`` if there is none."""
+    avi, mov, … in :data:`avsal.io.video.VIDEO_EXTENSIONS` order, then any other extension); ``None`` if
+    there is none."""
     return _VideoIndex(os.fspath(videos_dir)).find(video_id)
 
 
@@ -418,17 +395,6 @@ def _audio_rel(clip: str, s: int) -> str:
 def _rows(clip: str, seconds: Iterable[int], class_id: int, class_name: str, split: str) -> list[ManifestRow]:
     return [ManifestRow(clip, int(s), _frame_rel(clip, s), _audio_rel(clip, s), int(class_id), class_name, split)
             for s in seconds]
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of an RGB frame (``uint8 [H, W, 3]``), as the prepared frames are written (OpenCV, q95)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
-        raise OutputError("<memory>", "JPEG encoding failed")
-    return buf.tobytes()
 
 
 def _decode_middle_frames(path: str, info, targets: Sequence[float],
@@ -486,7 +452,7 @@ def _write_wav(path: str, samples: np.ndarray) -> None:
 
     buf = io.BytesIO()
     wavfile.write(buf, SAMPLE_RATE, np.asarray(samples, dtype=np.float32))
-    _atomic_write_bytes(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def clip_is_complete(out_root: str | os.PathLike, clip_id: str, seconds: range | None = None,
@@ -619,7 +585,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
     def emit(indices: list[int], rgb: np.ndarray) -> None:
         data = encode_jpeg(rgb)
         for i in indices:
-            _atomic_write_bytes(os.path.join(out_root, _frame_rel(clip_id, wanted[i])), data)
+            write_bytes_atomic(os.path.join(out_root, _frame_rel(clip_id, wanted[i])), data)
             written.add(wanted[i])
 
     cover = _decode_middle_frames(video_path, info, [s + 0.5 for s in wanted], emit, threads,
@@ -657,7 +623,7 @@ def _prepare_clip(video_path: str, clip_id: str, seconds: range | None, class_id
         "audio_padded_seconds": [s for s in wanted if (s + 1) * SAMPLE_RATE > len(samples)],
         "wav": keep_wav, "audio_mix": audio_mix, "resampler": resampler,
     }
-    _atomic_write_json(os.path.join(frame_dir, MARKER), marker)
+    write_json_atomic(os.path.join(frame_dir, MARKER), marker, ensure_ascii=False)
     return _rows(clip_id, wanted, class_id, class_name, split)
 
 
@@ -738,26 +704,11 @@ def _run_jobs(jobs: list[_ClipJob], n_jobs: int, progress: bool, skipped: int,
             for j in jobs:
                 record(*_run_job(j))
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
             for j in jobs:
                 j.threads = 1
-            ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no state inherited by fork
-            with single_threaded_children():  # workers start (on submit) with these variables set
-                ex = ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx,
-                                         initializer=_init_worker)
-                try:
-                    futs = {ex.submit(_run_job, j): j for j in jobs}
-                    for f in as_completed(futs):
-                        try:
-                            record(*f.result())
-                        except Exception as e:  # the worker died (out of memory, BrokenProcessPool, ...)
-                            record(futs[f].clip, None, f"worker process failed ({type(e).__name__}: {e})")
-                except BaseException:  # Ctrl-C: drop the clips not started yet instead of waiting for them
-                    ex.shutdown(wait=False, cancel_futures=True)
-                    raise
-                ex.shutdown()
+            run_pool(_run_job, jobs, n_jobs, on_result=lambda j, r: record(*r),
+                     on_crash=lambda j, e: record(j.clip, None, f"worker process failed ({type(e).__name__}: {e})"),
+                     initializer=_init_worker)
     finally:
         bar.close()
     return done, failures
@@ -803,7 +754,7 @@ def _write_manifest(path: str, rows: list[ManifestRow]) -> None:
     w.writerow(MANIFEST_COLUMNS)
     for r in rows:
         w.writerow(r.as_list())
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def _write_failures(path: str, failures: list[ClipFailure]) -> None:
@@ -812,7 +763,7 @@ def _write_failures(path: str, failures: list[ClipFailure]) -> None:
     w.writerow(("clip", "reason"))
     for f in sorted(failures, key=lambda f: f.clip):
         w.writerow((f.clip, f.reason))
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def read_manifest(root: str | os.PathLike) -> list[ManifestRow]:
@@ -856,7 +807,7 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
                   "resampler": arguments.get("resampler", "resampy"),
                   "sample_rate": SAMPLE_RATE, "audio_tail_tolerance_s": AUDIO_TAIL_TOLERANCE,
                   "wav": "16 kHz mono float32" if arguments.get("keep_wav") else None}}
-    _atomic_write_json(os.path.join(out_root, "prepare_config.json"), config)
+    write_json_atomic(os.path.join(out_root, "prepare_config.json"), config, ensure_ascii=False)
 
     complete: dict[str, list[ManifestRow]] = {}
     pending: list[_ClipJob] = []
@@ -873,12 +824,12 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
     rows = sorted((r for rs in complete.values() for r in rs), key=lambda r: (r.clip, r.second))
     _write_manifest(os.path.join(out_root, "manifest.csv"), rows)
     _write_failures(os.path.join(out_root, "failures.csv"), failures)
-    _atomic_write_json(os.path.join(out_root, "classes.json"), list(classes))
+    write_json_atomic(os.path.join(out_root, "classes.json"), list(classes), ensure_ascii=False)
     elapsed = time.perf_counter() - t_start
     config.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), elapsed_s=round(elapsed, 3),
                   counts={"clips": len(jobs) + len(pre_failures), "prepared": len(done), "skipped": len(skipped),
                           "failed": len(failures), "rows": len(rows)})
-    _atomic_write_json(os.path.join(out_root, "prepare_config.json"), config)
+    write_json_atomic(os.path.join(out_root, "prepare_config.json"), config, ensure_ascii=False)
     return PrepareResult(out_root, rows, sorted(done), skipped, sorted(failures, key=lambda f: f.clip),
                          list(classes), elapsed)
 

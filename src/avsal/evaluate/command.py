@@ -35,7 +35,7 @@ from avsal.evaluate.protocol import (FRAME_MODES, METRIC_LABELS, PAPER_METRICS, 
                                      parse_metrics)
 from avsal.evaluate.readers import (PredictionSpec, StavisLayout, check_pattern, find_prediction_dir,
                                     list_prediction_frames)
-from avsal.parallel import single_threaded_children
+from avsal.parallel import run_pool
 
 __all__ = ["add_parser", "run", "run_jobs", "run_gaze"]
 
@@ -170,27 +170,12 @@ def run_jobs(jobs: list[VideoJob], n_jobs: int = 1, progress: bool = True, log=N
 
     for i, j in enumerate(jobs):
         j.index = i
-    try:
-        if n_jobs <= 1 or len(jobs) <= 1:
-            for j in jobs:
-                done(j, evaluate_video(j))
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+    def crashed(j: VideoJob, e: BaseException) -> None:  # the worker died (BrokenProcessPool, out of memory, ...)
+        done(j, VideoResult(j.split, j.video, j.nframes, status="failed", pred_dir=j.pred_dir,
+                            error=f"{j.video}: worker process failed ({type(e).__name__}: {e})", index=j.index))
 
-            ctx = multiprocessing.get_context("spawn")
-            with single_threaded_children(), \
-                    ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx) as ex:
-                futs = {ex.submit(evaluate_video, j): j for j in jobs}
-                for f in as_completed(futs):
-                    j = futs[f]
-                    try:
-                        r = f.result()
-                    except Exception as e:  # worker died (BrokenProcessPool, out of memory, ...)
-                        r = VideoResult(j.split, j.video, j.nframes, status="failed", pred_dir=j.pred_dir,
-                                        error=f"{j.video}: worker process failed ({type(e).__name__}: {e})",
-                                        index=j.index)
-                    done(j, r)
+    try:
+        run_pool(evaluate_video, jobs, n_jobs, on_result=done, on_crash=crashed)
     finally:
         bar.close()
     return results  # type: ignore[return-value]

@@ -20,20 +20,18 @@ Figures use matplotlib's Agg canvas directly (no pyplot, no global backend chang
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from avsal.errors import OutputError
 from avsal.evaluate.protocol import METRIC_LABELS, DatasetScores, VideoResult
+from avsal.io.write import atomic_file
 
 __all__ = [
     "atomic_path",
@@ -49,35 +47,8 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary file name next to ``path``; rename it to ``path`` on success.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-
-    Raises:
-        OutputError: the folder is not writable.
-    """
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise OutputError(path.parent, f"cannot write in the report folder ({e.strerror})") from None
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    m = os.umask(0o022)
-    os.umask(m)
-    return m
+#: The one temp-and-rename writer (:func:`avsal.io.write.atomic_file`), under the name this module exports.
+atomic_path = atomic_file
 
 
 def _fmt(v) -> str:

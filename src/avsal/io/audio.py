@@ -296,11 +296,10 @@ def write_features_h5(path, features: np.ndarray) -> None:
     """
     import h5py
 
-    path = os.fspath(path)
-    tmp = path + ".partial"
-    with h5py.File(tmp, "w") as f:
+    from avsal.io.write import atomic_file
+
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("dataset", data=np.asarray(features, dtype=np.float32))
-    os.replace(tmp, path)
 
 
 def read_features_h5(path) -> np.ndarray:

@@ -11,7 +11,23 @@ import os
 import cv2
 import numpy as np
 
-from avsal.errors import InputError
+from avsal.errors import InputError, OutputError
+
+#: JPEG quality of every frame avsal writes (prepared frames and crops, ``docs/weak_pipeline.md``).
+JPEG_QUALITY = 95
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY, path: str | os.PathLike = "<memory>") -> bytes:
+    """JPEG bytes (OpenCV) of an RGB frame ``uint8 [H, W, 3]``, at ``quality`` (default :data:`JPEG_QUALITY`).
+
+    Raises:
+        OutputError: OpenCV could not encode it (named ``path``, the file the bytes are for).
+    """
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise OutputError(path, "JPEG could not be encoded")
+    return buf.tobytes()
 
 
 def _read(path: str | os.PathLike, flag: int) -> np.ndarray:

@@ -19,6 +19,11 @@ import numpy as np
 
 from avsal.errors import InputError
 
+#: Video file extensions, most common first: what ``avsal predict`` collects from a folder, and the order
+#: ``avsal prepare`` tries for ``<VideoID>.*`` (any other extension last).
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp",
+                    ".ogv", ".wmv")
+
 #: Smallest frame side (pixels) that avsal accepts; a saliency map of a smaller frame carries no information.
 MIN_FRAME_SIDE = 8
 
@@ -149,21 +154,6 @@ def open_container(path: str | os.PathLike):
             "is it truncated or not a video at all?") from None
 
 
-def _rotation_of(stream) -> int:
-    """Clockwise display rotation in degrees from the stream's display matrix (0 if none)."""
-    # PyAV exposes the display-matrix angle (counter-clockwise, ffmpeg convention) on decoded frames;
-    # on the stream, it is only in the side data. We read it from the first frame in iter_frames,
-    # and here from the stream side data when present.
-    try:
-        side = getattr(stream, "side_data", None) or {}
-        for k, v in dict(side).items():
-            if "DISPLAYMATRIX" in str(k).upper():
-                return int(round(-float(v) / 90.0)) % 4 * 90
-    except Exception:
-        pass
-    return 0
-
-
 def _frame_rotation(frame) -> int:
     angle = getattr(frame, "rotation", 0) or 0
     return int(round(-float(angle) / 90.0)) % 4 * 90
@@ -244,7 +234,7 @@ class Sampling:
     A frame is selected at most once even if several target times fall nearest to it.
 
     Raises:
-        ValueError: more than one mode, N < 1, F <= 0, or a negative timestamp.
+        ValueError: more than one mode, N < 1, F <= 0 or not finite, or a negative or non-finite timestamp.
     """
 
     every: int | None = None
@@ -257,12 +247,14 @@ class Sampling:
             raise ValueError("Sampling: give at most one of every=, fps=, times=")
         if self.every is not None and int(self.every) < 1:
             raise ValueError(f"Sampling: every must be >= 1, got {self.every}")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"Sampling: fps must be > 0, got {self.fps}")
+        if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"Sampling: fps must be a finite number > 0, got {self.fps}")
         if self.times is not None:
             object.__setattr__(self, "times", tuple(sorted(float(t) for t in self.times)))
             if self.times and self.times[0] < 0:
                 raise ValueError("Sampling: timestamps must be >= 0 s")
+            if not all(math.isfinite(t) for t in self.times):
+                raise ValueError("Sampling: timestamps must be finite")
 
     @property
     def mode(self) -> str:
@@ -279,15 +271,39 @@ class Sampling:
                 "times": list(self.times) if self.times is not None else None}
 
 
-def _targets(sampling: Sampling) -> Iterator[float]:
-    """Target times (s, relative to the first frame) for the fps/times modes."""
-    if sampling.mode == "fps":
-        k = 0
-        while True:
-            yield (k + 0.5) / sampling.fps
-            k += 1
-    else:
-        yield from sampling.times
+def _fps_owned(fps: float, lo: float, hi: float, closed: bool) -> range:
+    """Indices k of the fps targets ``(k + 0.5) / fps`` in ``[lo, hi)`` (``[lo, hi]`` if ``closed``), in O(1).
+
+    Arithmetic instead of a walk over the targets, so that sampling costs O(frames) for any rate (a walk
+    costs O(targets): ``fps=1e9`` on a 3-s clip is 3·10⁹ steps, ``fps=inf`` never ends).
+    """
+    lo = max(lo, 0.0)  # targets are > 0
+
+    def below_hi(k: int) -> bool:
+        t = (k + 0.5) / fps
+        return t <= hi if closed else t < hi
+
+    # estimates, then corrected with the exact comparisons a walk over the targets would make
+    first = max(0, math.ceil(lo * fps - 0.5))
+    while first > 0 and (first - 0.5) / fps >= lo:
+        first -= 1
+    while (first + 0.5) / fps < lo:
+        first += 1
+    last = math.floor(hi * fps - 0.5)
+    while below_hi(last + 1):
+        last += 1
+    while last >= first and not below_hi(last):
+        last -= 1
+    return range(first, max(first, last + 1))
+
+
+def _times_owned(times: tuple[float, ...], lo: float, hi: float, closed: bool) -> range:
+    """Indices of the sorted ``times`` in ``[lo, hi)`` (``[lo, hi]`` if ``closed``), by bisection."""
+    import bisect
+
+    first = bisect.bisect_left(times, lo)
+    last = bisect.bisect_right(times, hi) if closed else bisect.bisect_left(times, hi)
+    return range(first, max(first, last))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -305,13 +321,14 @@ class Frame:
         selected: whether the sampling chose this frame for prediction.
         pts: the raw pts in the video stream's time base (``None`` if the container has none).
         targets: for the ``fps``/``times`` samplings, the indices of the target times this frame is the
-            nearest frame to (empty for unselected frames and the other modes).
+            nearest frame to, as a ``range`` (consecutive indices; empty for unselected frames and the
+            other modes).
     """
 
     __slots__ = ("index", "time", "selected", "pts", "targets", "_rgb", "_picture", "_rotation")
 
     def __init__(self, index: int, time: float, rgb: np.ndarray | None = None, selected: bool = True,
-                 pts: int | None = None, targets: tuple[int, ...] = (), picture=None, rotation: int = 0):
+                 pts: int | None = None, targets: "range | tuple[int, ...]" = (), picture=None, rotation: int = 0):
         self.index, self.time, self.selected, self.pts, self.targets = index, time, selected, pts, targets
         self._rgb, self._picture, self._rotation = rgb, picture, rotation
 
@@ -407,8 +424,12 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
 
     # Nearest-frame selection for target times: frame i owns the times between the midpoints to its
     # neighbours, so a frame is chosen iff some target falls in its interval. Needs one frame look-ahead.
-    targets = _targets(sampling)
-    target, k = next(targets, None), 0
+    # The owned targets of an interval are found arithmetically (fps) or by bisection (times), so the cost
+    # is O(frames) whatever the rate.
+    if sampling.mode == "fps":
+        owned_in = lambda lo, hi, closed: _fps_owned(float(sampling.fps), lo, hi, closed)  # noqa: E731
+    else:
+        owned_in = lambda lo, hi, closed: _times_owned(sampling.times, lo, hi, closed)  # noqa: E731
     prev: Frame | None = None
     t0 = None
     prev_mid = -math.inf
@@ -417,24 +438,16 @@ def iter_frames(path: str | os.PathLike, sampling: Sampling | None = None,
             t0 = cur.time
         if prev is not None:
             mid = 0.5 * ((prev.time - t0) + (cur.time - t0))
-            owned = []
-            while target is not None and target < mid:
-                if target >= prev_mid:
-                    owned.append(k)
-                target, k = next(targets, None), k + 1
-            prev.selected, prev.targets = bool(owned), tuple(owned)
-            prev_mid = mid
+            owned = owned_in(prev_mid, mid, False) if mid > prev_mid else range(0)
+            prev.selected, prev.targets = bool(owned), owned
+            prev_mid = max(prev_mid, mid)
             yield prev
         prev = cur
     if prev is not None:
         # The last frame owns [prev_mid, the end of its display interval (its time + one nominal step)].
         end = (prev.time - t0) + 1.0 / max(info.fps, 1e-6)
-        owned = []
-        while target is not None and target <= end:
-            if target >= prev_mid:
-                owned.append(k)
-            target, k = next(targets, None), k + 1
-        prev.selected, prev.targets = bool(owned), tuple(owned)
+        owned = owned_in(prev_mid, end, True) if end >= prev_mid else range(0)
+        prev.selected, prev.targets = bool(owned), owned
         yield prev
 
 

@@ -7,12 +7,14 @@ hidden temporary folder next to the final one and renamed into place only when e
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from fractions import Fraction
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import cv2
@@ -55,40 +57,170 @@ def ensure_writable_dir(path: str | os.PathLike) -> str:
     return path
 
 
+def _lock_dir(path: str) -> int | None:
+    """An exclusive ``flock`` on the folder ``path`` (kept while the returned fd is open), or ``None``
+    when another live process holds it. The lock dies with its process, whatever killed it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_stale(parent: str | os.PathLike, name: str | None = None) -> list[str]:
+    """Remove the hidden ``.NAME.partial-*`` / ``.NAME.old-*`` folders that a killed run left in ``parent``.
+
+    A folder is stale when no live process holds its lock (see :func:`atomic_dir`); folders of a run in
+    progress (another ``--shard`` writing to the same output) are left alone. A run killed between its two
+    renames leaves the previous result in ``.NAME.old-*/NAME`` and no ``NAME``: that result is put back.
+
+    Args:
+        parent: the folder holding the outputs.
+        name: only the leftovers of this output (default: all).
+
+    Returns:
+        The folders removed or restored.
+    """
+    import re
+
+    parent = os.fspath(parent)
+    pat = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[A-Za-z0-9_]+$")
+    done = []
+    try:
+        entries = sorted(os.listdir(parent))
+    except OSError:
+        return done
+    for entry in entries:
+        m = pat.match(entry)
+        path = os.path.join(parent, entry)
+        if m is None or (name is not None and m["name"] != name) or not os.path.isdir(path):
+            continue
+        fd = _lock_dir(path)
+        if fd is None:
+            continue  # a live run owns it
+        try:
+            kept = os.path.join(path, m["name"])
+            final = os.path.join(parent, m["name"])
+            if m["kind"] == "old" and os.path.isdir(kept) and not os.path.exists(final):
+                os.rename(kept, final)
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(path)
+        finally:
+            os.close(fd)
+    return done
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[str]:
     """Context manager giving a temporary folder that becomes ``final`` only on success.
 
-    The temporary folder is ``<parent>/.<name>.partial-XXXX``; on an exception it is deleted and
-    ``final`` is untouched. With ``overwrite``, an existing ``final`` is replaced at the very end.
+    The temporary folder is ``<parent>/.<name>.partial-XXXX``, locked (``flock``) while this process works
+    in it; on an exception (Ctrl-C included) it is deleted and ``final`` is untouched. With ``overwrite``,
+    an existing ``final`` is replaced at the very end (through a locked ``.<name>.old-XXXX``). Leftovers of
+    a killed run (unlocked) are removed first (:func:`clean_stale`).
 
     Raises:
         FileExistsError: ``final`` exists and ``overwrite`` is false.
     """
     final = os.fspath(final)
     parent, name = os.path.split(os.path.abspath(final))
+    clean_stale(parent, name)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(final)
     tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the user's usual mode
+    lock = _lock_dir(tmp)
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if os.path.exists(final):
-        trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-        os.rename(final, os.path.join(trash, name))
-        os.rename(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the user's usual mode
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if os.path.exists(final):
+            trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+            trash_lock = _lock_dir(trash)
+            try:
+                os.rename(final, os.path.join(trash, name))
+                os.rename(tmp, final)
+                shutil.rmtree(trash, ignore_errors=True)
+            finally:
+                if trash_lock is not None:
+                    os.close(trash_lock)
+        else:
+            os.rename(tmp, final)
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)
+    """The process umask, read without changing it (``/proc/self/status``; threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic read-by-setting (not thread-safe, only as a fallback)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[str]:
+    """The one temp-and-rename writer of avsal's files: yields a temporary path that becomes ``path`` only
+    when the block succeeds.
+
+    The temporary file is ``<folder>/.<name>.partial-XXXX<ext>`` (same folder, so the rename is atomic;
+    same extension, so writers that choose the format by it, such as ``cv2.imwrite``, still work). It
+    exists (empty) when the block starts; writers may replace it. On any exception it is removed and
+    ``path`` is untouched; the new file gets the mode a plain ``open`` would give (``0o666 & ~umask``).
+    The folder is created if needed.
+
+    Raises:
+        OutputError: the folder or the file cannot be written (an ``OSError`` in the block, disk full, …).
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.partial-", suffix=os.path.splitext(name)[1], dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(path, f"cannot be written in its folder ({e.strerror or e})") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError(path, f"cannot be written ({e.strerror or e})") from None
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` through :func:`atomic_file`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, **kwargs) -> None:
+    """Write ``obj`` as JSON (``indent=2`` unless given, newline-terminated) through :func:`atomic_file`;
+    ``kwargs`` go to :func:`json.dumps`."""
+    kwargs.setdefault("indent", 2)
+    write_text_atomic(path, json.dumps(obj, **kwargs) + "\n")
 
 
 def to_uint8(sal: np.ndarray) -> np.ndarray:
@@ -99,7 +231,94 @@ def to_uint8(sal: np.ndarray) -> np.ndarray:
 def write_png(path: str | os.PathLike, sal: np.ndarray) -> None:
     """Write a saliency map float ``[H, W]`` in [0, 1] as an 8-bit grayscale PNG."""
     if not cv2.imwrite(os.fspath(path), to_uint8(sal), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OutputError(path, "PNG could not be written")
+        raise OutputError(path, "PNG could not be written (is the disk full?)")
+
+
+class _GuardedFile:
+    """A binary file for h5py's file-object driver that never reports a failed write to HDF5.
+
+    HDF5 does not survive a failed write (disk full, ``ulimit -f``): its caches are left inconsistent and
+    closing or freeing any of its objects afterwards crashes the process (a segfault, not an exception).
+    So the first ``OSError`` of a write is recorded in :attr:`error` and every later write is discarded
+    (reads of what was never written return zeros) while HDF5 runs to the end normally; the owner checks
+    :attr:`error` and raises :class:`~avsal.errors.OutputError`. The file is garbage then, and is deleted
+    with the temporary output folder.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.raw = open(path, "w+b", buffering=0)  # unbuffered: only write() ever writes
+        self.error: OSError | None = None
+        self.pos = 0  # position once writing has failed
+
+    def _fail(self, e: OSError, pos: int) -> None:
+        self.error, self.pos = e, pos
+
+    def write(self, data) -> int:
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        if self.error is None:
+            start = self.raw.tell()
+            done = 0
+            try:
+                while done < n:
+                    k = self.raw.write(mv[done:])
+                    if not k:
+                        raise OSError(errno.ENOSPC, "short write")
+                    done += k
+                return n
+            except OSError as e:
+                self._fail(e, start + n)
+                return n
+        self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if self.error is None:
+            try:
+                return self.raw.read(size)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        return bytes(max(size, 0))
+
+    def readinto(self, buf) -> int:
+        mv = memoryview(buf).cast("B")
+        if self.error is None:
+            try:
+                return self.raw.readinto(mv)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        mv[:] = bytes(len(mv))
+        return len(mv)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self.error is None:
+            try:
+                return self.raw.seek(offset, whence)
+            except OSError as e:
+                self._fail(e, self.pos)
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.pos
+        return self.pos
+
+    def tell(self) -> int:
+        return self.raw.tell() if self.error is None else self.pos
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        return self.pos if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError as e:
+            self.error = self.error or e
 
 
 class H5MapWriter:
@@ -108,10 +327,19 @@ class H5MapWriter:
     Datasets: ``saliency`` float16 ``[T, H', W']`` (values in [0, 1]), ``frame_indices`` int64 ``[T]``
     (0-based decoded frame index), ``times`` float64 ``[T]`` (seconds). Attributes: ``frame_size``
     ``(H, W)`` of the video, plus any given in ``attrs``.
+
+    Raises:
+        OutputError: from :meth:`append` or :meth:`close` when the file cannot be written (disk full, file
+            size limit); the process never crashes (see :class:`_GuardedFile`).
     """
 
     def __init__(self, path: str | os.PathLike, map_size: tuple[int, int], attrs: dict | None = None):
-        self.file = h5py.File(os.fspath(path), "w")
+        self.path = os.fspath(path)
+        try:
+            self._raw = _GuardedFile(self.path)
+        except OSError as e:
+            raise OutputError(self.path, f"cannot be created ({e.strerror or e})") from None
+        self.file = h5py.File(self._raw, "w")
         h, w = map_size
         self.sal = self.file.create_dataset("saliency", shape=(0, h, w), maxshape=(None, h, w),
                                             dtype="float16", chunks=(1, h, w), compression="gzip",
@@ -123,6 +351,12 @@ class H5MapWriter:
         for k, v in (attrs or {}).items():
             self.file.attrs[k] = v
         self.n = 0
+        self._check()
+
+    def _check(self) -> None:
+        e = self._raw.error
+        if e is not None:
+            raise OutputError(self.path, f"{e.strerror or e}; is the disk full?")
 
     def append(self, sal: np.ndarray, index: int, time: float) -> None:
         n = self.n
@@ -133,9 +367,17 @@ class H5MapWriter:
         self.idx[n] = index
         self.times[n] = time
         self.n += 1
+        self._check()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is None:
+            return
+        try:
+            self.file.close()
+        finally:
+            self.file = self.sal = self.idx = self.times = None
+            self._raw.close()
+        self._check()
 
 
 def jet_overlay(rgb: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndarray:
@@ -153,7 +395,17 @@ def jet_overlay(rgb: np.ndarray, sal: np.ndarray, alpha: float = 0.6) -> np.ndar
     """
     heat = cv2.cvtColor(cv2.applyColorMap(to_uint8(sal), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     a = (alpha * np.clip(sal, 0, 1))[..., None].astype(np.float32)
-    return np.clip(rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+    # the same float32 operations in the same order as rgb·(1 − a) + heat·a + 0.5, in place; no clip needed:
+    # a convex combination of values in [0, 255] plus 0.5 lies in [0.5, 255.5], and uint8 truncates
+    out = rgb.astype(np.float32)
+    out *= 1 - a
+    h = heat.astype(np.float32)
+    h *= a
+    out += h
+    out += 0.5
+    if not 0 <= alpha <= 1:
+        np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def _even(x: int) -> int:

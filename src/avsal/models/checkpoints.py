@@ -22,12 +22,11 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import avsal
-from avsal.errors import InputError, OutputError
+from avsal.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -251,12 +250,16 @@ def read_checkpoint(path: str | os.PathLike):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise InputError(path, "the checkpoint contains pickled Python objects besides tensors, and avsal never "
-                         "executes pickled code (torch.load weights_only=True). Re-save only its state_dict "
-                         f"(torch.save(ckpt['state_dict'], ...)) in a trusted environment. Details: "
-                         f"{str(e).splitlines()[0]}") from None
-    except Exception as e:
-        raise InputError(path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        # torch's message advises retrying with weights_only=False (running the file's code): never repeat it.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found is None:
+            raise InputError(path, "not a checkpoint (neither a PyTorch file of tensors nor safetensors)") from None
+        raise InputError(path, f"the checkpoint contains pickled Python objects besides tensors ({found.group(1)}), "
+                         "and avsal never executes pickled code (torch.load weights_only=True). Re-save only its "
+                         "state_dict (torch.save(ckpt['state_dict'], ...)) in a trusted environment") from None
+    except Exception:
+        raise InputError(path, "not a checkpoint (neither a PyTorch file of tensors nor safetensors; "
+                         "truncated or corrupt?)") from None
 
 
 def sidecar_path(weights_path: str | os.PathLike) -> str:
@@ -274,23 +277,35 @@ def save_weights(state_dict: "dict[str, torch.Tensor]", path: str | os.PathLike,
     """
     from safetensors.torch import save_file
 
+    from avsal.io.write import atomic_file, write_json_atomic
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     meta = {"format": "avsal-weights-1", "model": model_name, "config": config or {},
             "provenance": provenance or {}, "avsal_version": avsal.__version__}
-    try:
-        tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.partial")
-        os.close(fd)
-        save_file(tensors, tmp, metadata={"model": model_name, "config": json.dumps(config or {})})
-        os.replace(tmp, path)
-        side = sidecar_path(path)
-        with open(side + ".partial", "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-        os.replace(side + ".partial", side)
-    except OSError as e:
-        raise OutputError(path, f"cannot write weights ({e.strerror or e})") from None
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    with atomic_file(path) as tmp:
+        save_file(tensors, tmp, metadata={"model": model_name, "config": json.dumps(config or {}, sort_keys=True)})
+        _canonical_header(tmp)
+    write_json_atomic(sidecar_path(path), meta)
+
+
+def _canonical_header(path: str) -> None:
+    """Sort the ``__metadata__`` keys of a safetensors header in place, so that identical weights give
+    identical bytes (the writer stores the metadata from a hash map, in an order that changes from one
+    process to the next). The header keeps its length (same JSON, other key order)."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not meta:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # pragma: no cover - the same JSON never grows; keep the file as written
+            return
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
 
 
 def read_sidecar(weights_path: str | os.PathLike) -> dict:

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -29,6 +28,8 @@ import numpy as np
 from tqdm import tqdm
 
 from avsal.errors import InputError, OutputError
+from avsal.io.image import JPEG_QUALITY, encode_jpeg
+from avsal.io.write import atomic_file, write_bytes_atomic, write_json_atomic
 from avsal.pseudo_gt.fusion import (Box, adaptive_box, as_float_map, average_boxes, crop_box, fuse_cams,
                                     paste_cam, resize_map, sparsify, temporal_smooth, upstream_written)
 
@@ -40,33 +41,9 @@ CAM_COLUMNS = ["clip", "second", "prob", "cam"]
 BOX_COLUMNS = ["clip", "second", "row0", "row1", "col0", "col1"]
 CROP_CONFIG = "crop_config.json"
 PGT_CONFIG = "pseudo_gt_config.json"
-JPEG_QUALITY = 95
 
 
 # ----------------------------------------------------------------------------------------------- file helpers
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
-    except OSError as e:
-        raise OutputError(folder, f"cannot write here ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OutputError(path, f"cannot be written ({e.strerror})") from None
-        raise
-
 
 def _write_csv(path: str, header: list[str], rows: Iterable[Iterable]) -> None:
     buf = io.StringIO()
@@ -74,11 +51,7 @@ def _write_csv(path: str, header: list[str], rows: Iterable[Iterable]) -> None:
     w.writerow(header)
     for r in rows:
         w.writerow(list(r))
-    _atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-
-
-def _write_json(path: str, obj) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
 
 
 def _read_csv(path: str, required: list[str]) -> list[dict]:
@@ -158,13 +131,6 @@ def resize_rgb(rgb: np.ndarray, shape, method: str = "matlab") -> np.ndarray:
         return cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     chans = [resize_map(rgb[..., c].astype(np.float64), (rows, cols), method) for c in range(rgb.shape[2])]
     return np.clip(np.rint(np.stack(chans, axis=-1)), 0, 255).astype(np.uint8)
-
-
-def _encode_jpeg(rgb: np.ndarray, path: str) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise OutputError(path, "JPEG could not be encoded")
-    return buf.tobytes()
 
 
 def _encode_png(m: np.ndarray, path: str) -> bytes:
@@ -299,12 +265,8 @@ def _version() -> str:
 
 def _place_audio(src: str, dst: str, mode: str) -> None:
     """Hard-link (``link``, falling back to a copy) or copy ``src`` to ``dst`` atomically."""
-    folder = os.path.dirname(dst)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".partial", dir=folder)
-    os.close(fd)
-    os.remove(tmp)
-    try:
+    with atomic_file(dst) as tmp:
+        os.remove(tmp)
         linked = False
         if mode == "link":
             try:
@@ -314,13 +276,6 @@ def _place_audio(src: str, dst: str, mode: str) -> None:
                 linked = False
         if not linked:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise OutputError(dst, f"audio feature file cannot be written ({e.strerror})") from None
 
 
 # ----------------------------------------------------------------------------------------------- crop stage
@@ -446,8 +401,8 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
     _prepare_out(out_root, CROP_CONFIG, identity, overwrite, [data_root, *cam_dirs.values()])
     config = {"stage": "pseudo-gt crop", "avsal_version": _version(), **identity, "complete": False,
               "source_prepare_config": prep_cfg}
-    _write_json(os.path.join(out_root, CROP_CONFIG), config)
-    _write_json(os.path.join(out_root, "classes.json"), classes)
+    write_json_atomic(os.path.join(out_root, CROP_CONFIG), config)
+    write_json_atomic(os.path.join(out_root, "classes.json"), classes)
 
     out_manifest: list[list] = []
     out_boxes: list[list] = []
@@ -482,7 +437,7 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                     src = os.path.join(data_root, (r["frame"] or "").strip())
                     rgb = resize_rgb(load_frame(src), (grid, grid), resize)
                     crop = resize_rgb(rgb[r0:r1 + 1, c0:c1 + 1], (grid, grid), resize)
-                    _atomic_write_bytes(dst, _encode_jpeg(crop, dst))
+                    write_bytes_atomic(dst, encode_jpeg(crop, path=dst))
                 else:
                     reused += 1
                 rel_audio = (r["audio"] or "").strip()
@@ -514,7 +469,7 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
               "skipped_missing_branch": sum(1 for s in skipped if s[2].startswith("no CAM")),
               "skipped_empty_box": sum(1 for s in skipped if s[2].startswith("empty box"))}
     config.update(complete=True, counts=counts)
-    _write_json(os.path.join(out_root, CROP_CONFIG), config)
+    write_json_atomic(os.path.join(out_root, CROP_CONFIG), config)
     return {"out": os.path.abspath(out_root), **counts}
 
 
@@ -641,7 +596,7 @@ def finalize_stage(crops_root: str | os.PathLike, cams: Mapping[str, str | os.Pa
     identity = {"settings": settings, "inputs": inputs}
     _prepare_out(out_root, PGT_CONFIG, identity, overwrite, [crops_root, *cam_dirs.values()])
     config = {"stage": "pseudo-gt finalize", "avsal_version": _version(), **identity, "complete": False}
-    _write_json(os.path.join(out_root, PGT_CONFIG), config)
+    write_json_atomic(os.path.join(out_root, PGT_CONFIG), config)
 
     rows: list[list] = []
     reused = 0
@@ -681,7 +636,7 @@ def finalize_stage(crops_root: str | os.PathLike, cams: Mapping[str, str | os.Pa
                 rel = f"{clip}/{sec:02d}.png"
                 dst = os.path.join(out_root, rel)
                 if overwrite or not os.path.isfile(dst):
-                    _atomic_write_bytes(dst, _encode_png(m, dst))
+                    write_bytes_atomic(dst, _encode_png(m, dst))
                 else:
                     reused += 1
                 rows.append([clip, sec, rel])
@@ -693,5 +648,5 @@ def finalize_stage(crops_root: str | os.PathLike, cams: Mapping[str, str | os.Pa
     counts = {"boxes": len(boxes), "fused": n_frames, "written": len(rows), "reused": reused,
               "skipped": len(skipped)}
     config.update(complete=True, counts=counts)
-    _write_json(os.path.join(out_root, PGT_CONFIG), config)
+    write_json_atomic(os.path.join(out_root, PGT_CONFIG), config)
     return {"out": os.path.abspath(out_root), **counts}

@@ -23,7 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from avsal.data.datasets import FrameDataset, TripletDataset, read_manifest
-from avsal.errors import InputError
+from avsal.errors import InputError, OutputError
+from avsal.io.write import atomic_file, write_json_atomic
 from avsal.train.tasks import BRANCHES, ScamTask
 
 
@@ -114,19 +115,17 @@ def compute_cams(run: str, data: str, out: str, split: str = "train", cam_class:
             rel = os.path.join(s.clip, f"{s.second:02d}.png")
             os.makedirs(os.path.join(out, s.clip), exist_ok=True)
             img = cam_image(m1[b], m2[b], cls, task.crop)
-            tmp = os.path.join(out, rel + ".partial.png")
-            cv2.imwrite(tmp, img)
-            os.replace(tmp, os.path.join(out, rel))
+            with atomic_file(os.path.join(out, rel)) as tmp:
+                if not cv2.imwrite(tmp, img):
+                    raise OutputError(os.path.join(out, rel), "PNG could not be written")
             rows.append({"clip": s.clip, "second": s.second, "class_id": s.class_id, "cam_class": cls,
                          "pred": int(pred[b]), "prob": float(prob[b, cls]), "correct": int(correct), "cam": rel})
-    tmp = os.path.join(out, "cams.csv.partial")
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(os.path.join(out, "cams.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["clip", "second", "class_id", "cam_class", "pred", "prob", "correct", "cam"])
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, os.path.join(out, "cams.csv"))
-    with open(os.path.join(out, "cams_config.json"), "w") as f:
-        json.dump({"run": os.path.abspath(run), "data": os.path.abspath(data), "split": split, "cam_class": use,
-                   "selective": selective, "cam_logits": logits_from, "branch": task.branch, "stage": task.stage,
-                   "size": task.crop}, f, indent=2)
+    write_json_atomic(os.path.join(out, "cams_config.json"),
+                      {"run": os.path.abspath(run), "data": os.path.abspath(data), "split": split, "cam_class": use,
+                       "selective": selective, "cam_logits": logits_from, "branch": task.branch,
+                       "stage": task.stage, "size": task.crop})
     return len(rows)

@@ -157,9 +157,10 @@ def _set_rng_state(s: dict) -> None:
 
 
 def _atomic_save(obj, path: str) -> None:
-    tmp = path + ".partial"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from avsal.io.write import atomic_file
+
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _unwrap(model):
