@@ -112,7 +112,7 @@ def main() -> int:
     if not args.skip_padded:
         m = timed(f"upstream style (padded to {args.pad})", upstream(args.pad))
         diffs["upstream_padded"] = float(np.abs(m - ref).max())
-    m = timed(f"upstream style, no padding", upstream(args.batch_size))
+    m = timed("upstream style, no padding", upstream(args.batch_size))
     diffs["upstream_unpadded"] = float(np.abs(m - ref).max())
     m = timed("avsal bf16", ours(bf16=True))
     diffs["avsal_bf16"] = float(np.abs(m - ref).max())

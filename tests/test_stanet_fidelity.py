@@ -265,8 +265,6 @@ def test_vggsound_class_list_and_keyword_table():
 
 def test_audio_relevance_list_selects_sa_frames(root, tmp_path):
     """Row 1: the VGGSound classifier labels every second; SA trains on the audio-relevant ones only."""
-    import csv
-
     from avsal.data.datasets import read_manifest
     from avsal.data.relevance import load_vggsound_classifier, vggsound_classes, write_audio_relevance
     from avsal.errors import InputError

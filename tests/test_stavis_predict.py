@@ -276,7 +276,6 @@ def test_predictions_score_with_avsal_evaluate(variant, tmp_path):
     clips made from known frames; the scores equal direct metric calls on the written maps."""
     import csv
 
-    from avsal import metrics as M
     from avsal.cli import main
     from avsal.models.checkpoints import save_weights
     from avsal.synth import write_clip

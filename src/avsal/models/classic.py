@@ -192,6 +192,9 @@ def combine_cues(cues: dict, cfg: "ClassicAVConfig") -> np.ndarray:
         parts.append(c if gamma == 1.0 else np.power(c, gamma, dtype=np.float32))
         weights.append(wgt)
     s = sum(w * p for w, p in zip(weights, parts)) / float(sum(weights))
+    if cfg.w_centre_blend > 0 and float(s.max()) <= 1e-6:
+        warnings.warn("classic-av: a frame's cues carried no information (a constant-colour picture?): its map is "
+                      "the centre prior")
     centre = None
     if cfg.w_centre > 0 or cfg.w_centre_blend > 0:
         centre = centre_prior(*s.shape, cfg.centre_sigma)
