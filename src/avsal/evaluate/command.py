@@ -395,10 +395,11 @@ def run_dhf1k(args: argparse.Namespace) -> int:
         "prediction_layout": {"layout": spec.layout, "pattern": spec.pattern, "first_index": spec.first_index},
     }
     return _finish(args, out, results, scores, metrics, meta, f"{name} (DHF1K layout, {config.protocol} protocol)",
-                   t0)
+                   t0, entries="videos")
 
 
-def _finish(args, out, results, scores, metrics, meta, title: str, t0: float) -> int:
+def _finish(args, out, results, scores, metrics, meta, title: str, t0: float, entries: str = "test-list entries"
+            ) -> int:
     """Write the report, print the summary, return the exit code (0, 1 partial, 2 with --strict)."""
     try:
         summary = write_report_safe(out, results, scores, metrics, meta, plots=not args.no_plots)
@@ -410,7 +411,7 @@ def _finish(args, out, results, scores, metrics, meta, title: str, t0: float) ->
     labels = "  ".join(f"{METRIC_LABELS.get(m, m)} {_num(scores.scores[m])}" for m in metrics)
     n_frames = summary["n_frames_scored"]
     print(f"{title}: {labels}")
-    print(f"{scores.n_listed} test-list entries, {n_frames} frames scored in {time.perf_counter() - t0:.1f} s; "
+    print(f"{scores.n_listed} {entries}, {n_frames} frames scored in {time.perf_counter() - t0:.1f} s; "
           f"report: {os.path.join(out, 'summary.md')}")
     failed = summary["problems"]["failed"]
     missing = summary["problems"]["missing_frames"]
