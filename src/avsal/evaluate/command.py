@@ -7,6 +7,8 @@ Usage::
                    [--metrics cc,nss,auc_j,sim,sauc] [--jobs N] [--seed S]
                    [--layout auto|stavis|avsal|numbered] [--pattern %04d.png] [--first-index 1]
                    [--fold-lists DIR] [--uint8] [--strict] [--no-plots] [--quiet]
+    avsal evaluate --data-root DHF1K_ROOT [--dataset-layout dhf1k] --pred DIR --out REPORT_DIR ...
+                   (DHF1K / Hollywood-2 / UCF-Sports layout: see run_dhf1k)
     avsal evaluate --gaze RECORDING [--video VIDEO] [--pred DIR] --out REPORT_DIR [--sigma PX] ...
                    (one video against real gaze: see run_gaze and avsal.evaluate.gaze)
 
@@ -28,6 +30,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from avsal.errors import InputError, OutputError
 from avsal.evaluate.protocol import (FRAME_MODES, METRIC_LABELS, PAPER_METRICS, PROTOCOLS, STAVIS_FIRST_FRAME,
@@ -37,7 +40,7 @@ from avsal.evaluate.readers import (PredictionSpec, StavisLayout, check_pattern,
                                     list_prediction_frames)
 from avsal.parallel import run_pool
 
-__all__ = ["add_parser", "run", "run_jobs", "run_gaze"]
+__all__ = ["add_parser", "run", "run_jobs", "run_gaze", "run_dhf1k"]
 
 _DESCRIPTION = """\
 Score saliency predictions against a dataset in the STAViS release layout
@@ -49,6 +52,10 @@ dataset = mean over the test videos of the 3 folds (DIEM: mean of the split mean
 
 Predictions are looked for in PRED/split<s>_results/<db>/<video>/ (STAViS: pred_sal_%06d.jpg),
 PRED/<db>/<video>/ or PRED/<video>/ (e.g. avsal predict output: maps/%06d.png, 1-based frame).
+
+With a DHF1K-layout root (<video>/maps/NNNN.png, <video>/fixation/NNNN.png or fixation/maps/NNNN.mat;
+DHF1K, Hollywood-2, UCF-Sports; --dataset-layout dhf1k, detected by default): every frame of every video,
+predictions resized to the map size (--protocol vinet by default), predictions in PRED/<video>/.
 
 With --gaze RECORDING [--video VIDEO] [--pred DIR]: one video against a real gaze recording
 (CSV, Andersson .mat, DIEM folder, DHF1K folder), beside a centre Gaussian and the inter-observer
@@ -68,16 +75,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "evaluate", help="score predictions on a STAViS-layout dataset (paper-exact metrics) or on real gaze",
         description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", metavar="ROOT",
-                   help="STAViS data folder (holding annotations/ and fold_lists/), or its parent")
+                   help="STAViS data folder (holding annotations/ and fold_lists/), or its parent; or a DHF1K-layout "
+                        "root (see --dataset-layout)")
     p.add_argument("--dataset", metavar="NAME",
-                   help="AVAD, DIEM, Coutrot1, Coutrot2, ETMD, SumMe (or a folder of ROOT/annotations)")
+                   help="AVAD, DIEM, Coutrot1, Coutrot2, ETMD, SumMe (or a folder of ROOT/annotations); "
+                        "with the DHF1K layout only the report's name (default: the root's folder name)")
     p.add_argument("--pred", metavar="DIR",
                    help="folder of the predictions (required, except with --gaze: references only)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder (created if needed)")
     p.add_argument("--split", default="all", choices=("1", "2", "3", "all"),
                    help="test split(s) to score (default all)")
-    p.add_argument("--protocol", default="stavis", choices=PROTOCOLS,
-                   help="stavis: blur + resize (default); vinet: resize only, as ViNet's eval")
+    p.add_argument("--dataset-layout", default="auto", choices=("auto", "stavis", "dhf1k"),
+                   help="ground-truth layout of --data-root: stavis (annotations/, fold_lists/) or dhf1k "
+                        "(DHF1K, Hollywood-2, UCF-Sports: <video>/maps/, fixation/; ROOT may be one video folder); "
+                        "default: detected")
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="stavis: blur + resize (default for the STAViS layout); vinet: resize only, as ViNet's "
+                        "eval (default for the DHF1K layout)")
     p.add_argument("--frames", default=None, choices=FRAME_MODES,
                    help=f"stavis: frames {STAVIS_FIRST_FRAME}..nframes (default for --protocol stavis); "
                         "all: every frame (default for vinet)")
@@ -189,7 +203,14 @@ def run(args: argparse.Namespace) -> int:
         missing frames, all reported); 2 bad usage or input, or any problem with ``--strict``.
     """
     if getattr(args, "gaze", None):
+        if args.protocol is None:
+            args.protocol = "stavis"
         return run_gaze(args)
+    if getattr(args, "dataset_layout", "stavis") != "stavis" and args.data_root and \
+            (args.dataset_layout == "dhf1k" or _looks_dhf1k(args.data_root)):
+        return run_dhf1k(args)
+    if args.protocol is None:
+        args.protocol = "stavis"
     missing = [o for o, v in (("--data-root", args.data_root), ("--dataset", args.dataset), ("--pred", args.pred))
                if not v]
     if missing:
@@ -259,6 +280,112 @@ def run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "prediction_layout": {"layout": spec.layout, "pattern": spec.pattern, "first_index": spec.first_index},
     }
+    return _finish(args, out, results, scores, metrics, meta, f"{ds.name} ({config.protocol} protocol, split "
+                                                              f"{args.split})", t0)
+
+
+def _looks_dhf1k(root: str) -> bool:
+    """``--dataset-layout auto``: a root without ``annotations/`` that is, or holds, a DHF1K video folder."""
+    from avsal.evaluate.readers import is_dhf1k_video
+
+    r = Path(root)
+    if not r.is_dir() or (r / "annotations").is_dir() or (r / "data" / "annotations").is_dir():
+        return False
+    parts = ("maps", "fixation")
+    return is_dhf1k_video(r, parts) or any(d.is_dir() and is_dhf1k_video(d, parts) for d in r.iterdir())
+
+
+def _dhf1k_prediction_dir(pred_root: Path, video: str, single: bool) -> Path | None:
+    """``PRED/<video>``, or ``PRED`` itself when the root is one video and ``PRED`` holds its maps."""
+    if (pred_root / video).is_dir():
+        return pred_root / video
+    return pred_root if single else None
+
+
+def run_dhf1k(args: argparse.Namespace) -> int:
+    """``avsal evaluate --dataset-layout dhf1k``: score every video of a DHF1K-layout root.
+
+    Ground truth per video (:class:`avsal.evaluate.protocol.Dhf1kGroundTruth`): ``maps/NNNN.png`` density,
+    ``fixation/NNNN.png`` (or ``fixation/maps/NNNN.mat``) fixations, frames 1..N.  Default protocol ``vinet``
+    with every frame scored (ViNet's DHF1K evaluation: each prediction resized to the ground-truth map's size,
+    no post-processing; ``--protocol stavis`` adds STAViS' blur).  The frame images are not read: their size
+    does not matter (the shared 0601 sample has 320x256 images and 640x360 maps).  Predictions:
+    ``PRED/<video>/`` in any layout of :func:`avsal.evaluate.readers.list_prediction_frames` (``avsal predict``
+    output ``maps/%06d.png``, or ``--pattern``); with one video, ``PRED`` itself may be its folder.  There
+    are no folds: every video is reported as split 0 and the score is the mean over the videos.
+
+    Returns:
+        As :func:`run`.
+    """
+    from avsal.evaluate.readers import read_dhf1k_root
+
+    if not args.pred:
+        _err("--pred required (or --gaze for a real-gaze recording)")
+        return 2
+    if args.protocol is None:
+        args.protocol = "vinet"
+    if args.metrics is None:
+        args.metrics = ",".join(PAPER_METRICS)
+    t0 = time.perf_counter()
+    try:
+        metrics = parse_metrics(args.metrics)
+        config = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
+                                uint8=args.uint8, metrics=metrics)
+        if args.pattern is not None:
+            check_pattern(args.pattern)
+        if args.first_index < 0:
+            raise ValueError(f"--first-index must be >= 0, got {args.first_index}")
+        if args.jobs < 0:
+            raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
+        n_jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+    except ValueError as e:
+        _err(str(e))
+        return 2
+    try:
+        videos = read_dhf1k_root(args.data_root, ("maps", "fixation"))
+        pred_root = Path(args.pred).resolve()
+        if not pred_root.is_dir():
+            raise InputError(args.pred, "prediction folder not found")
+        spec = PredictionSpec(str(pred_root), layout=args.layout, pattern=args.pattern, first_index=args.first_index)
+        from avsal.io.write import ensure_writable_dir
+
+        out = ensure_writable_dir(args.out)
+    except (InputError, OutputError) as e:
+        _err(str(e))
+        return 2
+    name = args.dataset or Path(args.data_root).resolve().name
+    single = len(videos) == 1
+    jobs = []
+    for v in videos:
+        pdir = _dhf1k_prediction_dir(pred_root, v.name, single)
+        jobs.append(VideoJob(name, 0, v.name, v.nframes, str(v.folder), str(pdir) if pdir is not None else None,
+                             spec, config, int(args.seed), example=len(jobs) < 4, index=len(jobs),
+                             gt_layout="dhf1k"))
+    if all(j.pred_dir is None for j in jobs):
+        _err(f"{pred_root}: no prediction folder for any of the {len(jobs)} videos (looked for <pred>/<video>)")
+        return 2
+    results = run_jobs(jobs, n_jobs, progress=not getattr(args, "quiet", False), log=True)
+    scores = aggregate(results, metrics, "pooled")
+    import avsal
+
+    meta = {
+        "avsal_version": avsal.__version__,
+        "dataset": name,
+        "dataset_layout": "dhf1k",
+        "data_root": str(Path(args.data_root).resolve()),
+        "pred": str(pred_root),
+        "splits": [0],
+        "seed": int(args.seed),
+        "config": config.to_dict(),
+        "prediction_layout": {"layout": spec.layout, "pattern": spec.pattern, "first_index": spec.first_index},
+    }
+    return _finish(args, out, results, scores, metrics, meta, f"{name} (DHF1K layout, {config.protocol} protocol)",
+                   t0, entries="videos")
+
+
+def _finish(args, out, results, scores, metrics, meta, title: str, t0: float, entries: str = "test-list entries"
+            ) -> int:
+    """Write the report, print the summary, return the exit code (0, 1 partial, 2 with --strict)."""
     try:
         summary = write_report_safe(out, results, scores, metrics, meta, plots=not args.no_plots)
     except OutputError as e:
@@ -268,8 +395,8 @@ def run(args: argparse.Namespace) -> int:
     # ---- console summary
     labels = "  ".join(f"{METRIC_LABELS.get(m, m)} {_num(scores.scores[m])}" for m in metrics)
     n_frames = summary["n_frames_scored"]
-    print(f"{ds.name} ({config.protocol} protocol, split {args.split}): {labels}")
-    print(f"{scores.n_listed} test-list entries, {n_frames} frames scored in {time.perf_counter() - t0:.1f} s; "
+    print(f"{title}: {labels}")
+    print(f"{scores.n_listed} {entries}, {n_frames} frames scored in {time.perf_counter() - t0:.1f} s; "
           f"report: {os.path.join(out, 'summary.md')}")
     failed = summary["problems"]["failed"]
     missing = summary["problems"]["missing_frames"]

@@ -783,15 +783,15 @@ class FrameMaps(_MapsMixin):
 
     def fixation_map(self, frame: int, viewers=None, exclude=None) -> np.ndarray:
         """uint8 ``[H, W]`` binary fixation map of frame ``frame`` (1-based)."""
-        from avsal.evaluate.readers import read_image_map
+        from avsal.evaluate.readers import read_dhf1k_fixation
 
         if exclude is not None:
             raise ValueError(f"{self.folder}: no per-viewer fixations (cannot leave a viewer out)")
         p = self.fixation_files[frame - 1]
-        a = read_image_map(p)
+        a = read_dhf1k_fixation(p)
         if a.shape != self.size:
             raise InputError(p, f"size {a.shape} differs from frame 1's {self.size}")
-        return (a > 0).astype(np.uint8)
+        return a
 
     def density_map(self, frame: int, sigma=None, viewers=None, exclude=None) -> np.ndarray:
         """float64 ``[H, W]`` density map of frame ``frame`` as stored (``/255``)."""
@@ -809,35 +809,18 @@ class FrameMaps(_MapsMixin):
 
 
 def load_dhf1k(folder: str | os.PathLike) -> FrameMaps:
-    """Read a DHF1K-layout annotation folder (``fixation/NNNN.png``, ``maps/NNNN.png``).
+    """Read a DHF1K-layout annotation folder (``fixation/NNNN.png`` or ``fixation/maps/NNNN.mat``,
+    ``maps/NNNN.png``) with :func:`avsal.evaluate.readers.read_dhf1k_video`.
 
     Raises:
         InputError: missing folders, frame numbers with gaps or not starting at 1, fixation and
             density files for different frames, or an unreadable first map.
     """
-    from avsal.evaluate.readers import read_image_map
+    from avsal.evaluate.readers import read_dhf1k_fixation, read_dhf1k_video
 
-    folder = Path(folder)
-    fd, md = folder / "fixation", folder / "maps"
-    if not fd.is_dir() or not md.is_dir():
-        raise InputError(folder, "not a DHF1K annotation folder (needs fixation/ and maps/)")
-
-    def numbered(d: Path) -> dict[int, Path]:
-        out = {}
-        for p in d.iterdir():
-            if p.is_file() and p.suffix.lower() in (".png", ".jpg") and p.stem.isdigit():
-                out[int(p.stem)] = p
-        return out
-
-    fx, dn = numbered(fd), numbered(md)
-    if not fx:
-        raise InputError(fd, "no numbered fixation maps (NNNN.png)")
-    if sorted(fx) != list(range(1, len(fx) + 1)):
-        raise InputError(fd, "fixation maps must be numbered 1..N without gaps")
-    if sorted(dn) != sorted(fx):
-        raise InputError(md, f"density maps cover frames {len(dn)}, fixation maps {len(fx)}: they must match")
-    size = read_image_map(fx[1]).shape
-    return FrameMaps(folder, size, [fx[k] for k in sorted(fx)], [dn[k] for k in sorted(dn)])
+    v = read_dhf1k_video(folder, ("maps", "fixation"))
+    size = read_dhf1k_fixation(v.fixations[0]).shape
+    return FrameMaps(Path(folder), size, v.fixations, v.maps)
 
 
 # --------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ __all__ = [
     "video_rng",
     "nan_means",
     "VideoGroundTruth",
+    "Dhf1kGroundTruth",
     "VideoJob",
     "VideoResult",
     "evaluate_video",
@@ -506,8 +507,6 @@ class VideoGroundTruth:
     """
 
     def __init__(self, annotation_dir: str | Path, nframes: int):
-        from avsal.evaluate.readers import read_mat_map
-
         self.dir = Path(annotation_dir)
         if not self.dir.is_dir():
             raise InputError(self.dir, "annotation folder of this video not found")
@@ -520,7 +519,7 @@ class VideoGroundTruth:
             p = self.fix_path(k)
             if not p.exists():
                 raise InputError(p, f"fixation map missing (the fold list gives {self.nframes} frames)")
-            a = read_mat_map(p, "eyeMap")
+            a = self._read_fix(p)
             if self.shape is None:
                 self.shape = a.shape
                 acc = np.zeros(a.size)
@@ -534,6 +533,11 @@ class VideoGroundTruth:
             self._fix[k] = (idx, vals)
             acc[idx] += vals
         self.union = (acc > 0).reshape(self.shape)  # createShuffmap1.m: sum(...) > 0
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        from avsal.evaluate.readers import read_mat_map
+
+        return read_mat_map(p, "eyeMap")
 
     def fix_path(self, k: int) -> Path:
         return self.dir / f"fixMap_{k:05d}.mat"
@@ -570,6 +574,40 @@ class VideoGroundTruth:
         return d
 
 
+class Dhf1kGroundTruth(VideoGroundTruth):
+    """The ground truth of one DHF1K-layout video (DHF1K, Hollywood-2, UCF-Sports), read lazily per frame.
+
+    Density ``<video>/maps/NNNN.png`` (/255), fixations ``<video>/fixation/NNNN.png`` (nonzero =
+    fixated) or ``fixation/maps/NNNN.mat`` (variable ``I``), frames 1..N with N the map count
+    (:func:`avsal.evaluate.readers.read_dhf1k_video`).  Everything else, including the sAUC
+    union of the video's fixations, as :class:`VideoGroundTruth`.
+
+    Raises:
+        InputError: as :func:`~avsal.evaluate.readers.read_dhf1k_video`, or a fixation map of
+            another size than frame 1's.
+    """
+
+    def __init__(self, video_dir: str | Path, nframes: int | None = None):
+        from avsal.evaluate.readers import read_dhf1k_video
+
+        self.video = read_dhf1k_video(video_dir, ("maps", "fixation"))
+        n = self.video.nframes if nframes is None else int(nframes)
+        if n > self.video.nframes:
+            raise InputError(video_dir, f"{n} frames asked, the folder holds {self.video.nframes} maps")
+        super().__init__(video_dir, n)
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        from avsal.evaluate.readers import read_dhf1k_fixation
+
+        return read_dhf1k_fixation(p)
+
+    def fix_path(self, k: int) -> Path:
+        return self.video.fixations[k - 1]
+
+    def eye_path(self, k: int) -> Path:
+        return self.video.maps[k - 1]
+
+
 @dataclass
 class VideoJob:
     """Everything one worker needs to score one (split, video) entry (picklable).
@@ -579,13 +617,15 @@ class VideoJob:
         split: 1, 2 or 3.
         video: video name from the fold list.
         nframes: frames of the video (fold list).
-        annotation_dir: ``annotations/<DB>/<video>``.
+        annotation_dir: ``annotations/<DB>/<video>`` (STAViS layout) or ``<root>/<video>``
+            (DHF1K layout).
         pred_dir: the video's prediction folder, or None if none was found.
         pred_spec: :class:`avsal.evaluate.readers.PredictionSpec`.
         config: :class:`ProtocolConfig`.
         seed: the run's seed (``--seed``).
         example: also return one frame's maps for the report's figure.
         index: position in the run (for ordering).
+        gt_layout: ``"stavis"`` (:class:`VideoGroundTruth`) or ``"dhf1k"`` (:class:`Dhf1kGroundTruth`).
     """
 
     dataset: str
@@ -599,6 +639,7 @@ class VideoJob:
     seed: int = 0
     example: bool = False
     index: int = 0
+    gt_layout: str = "stavis"
 
 
 @dataclass
@@ -681,7 +722,8 @@ def evaluate_video(job: VideoJob) -> VideoResult:
         if not scored:
             raise InputError(job.pred_dir, f"no prediction files for frames {wanted[0]}..{wanted[-1]} "
                                            f"(layout {res.layout}, first index {job.pred_spec.first_index})")
-        gt = VideoGroundTruth(job.annotation_dir, job.nframes)
+        gt = (Dhf1kGroundTruth(job.annotation_dir, job.nframes) if job.gt_layout == "dhf1k"
+              else VideoGroundTruth(job.annotation_dir, job.nframes))
         gen = video_rng(job.seed, job.video, job.split)
         names = cfg.metrics
         vals = {m: [] for m in names}

@@ -19,6 +19,9 @@
   (one of the gaze readers of :mod:`avsal.evaluate.gaze`, which shares its screen mapping and
   map rasterisation; :func:`avsal.evaluate.gaze.load_diem` turns it into a ``GazeRecording``).
 * **Image datasets with fixations in the MIT1003 layout** (:func:`read_mit1003`) for static checks.
+* **The DHF1K layout** (DHF1K, Hollywood-2, UCF-Sports; :func:`read_dhf1k_root`,
+  :class:`Dhf1kVideo`): ``<video>/images/``, ``maps/``, ``fixation/``, ``fixation/maps/*.mat``,
+  the one reader of ViNet training, ``avsal evaluate --dataset-layout dhf1k`` and ``--gaze``.
 
 Every reader raises :class:`avsal.errors.InputError` naming the offending file for missing,
 unreadable or inconsistent input.
@@ -64,6 +67,12 @@ __all__ = [
     "load_diem_video",
     "ImageFixations",
     "read_mit1003",
+    "DHF1K_PARTS",
+    "Dhf1kVideo",
+    "is_dhf1k_video",
+    "read_dhf1k_video",
+    "read_dhf1k_root",
+    "read_dhf1k_fixation",
 ]
 
 
@@ -917,3 +926,152 @@ def _read_any_var(path: Path, variables) -> np.ndarray:
                 raise
             last = e
     raise last
+
+
+# --------------------------------------------------------------------------------------
+# DHF1K layout (DHF1K, Hollywood-2, UCF-Sports as ViNet ships them)
+# --------------------------------------------------------------------------------------
+
+#: Sub-folders of one DHF1K-layout video folder a reader can ask for (:func:`read_dhf1k_video`).
+DHF1K_PARTS = ("images", "maps", "fixation")
+
+#: Variable of DHF1K's ``fixation/maps/NNNN.mat`` files (binary fixation map, uint8 0/1).
+DHF1K_MAT_VARIABLE = "I"
+
+_DHF1K_IMAGE_EXT = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class Dhf1kVideo:
+    """One video folder of the DHF1K layout (``docs/vinet.md``, "DHF1K layout")::
+
+        <video>/images/NNNN.png|jpg       frames (any size: the sample's are shrunk)
+        <video>/maps/NNNN.png|jpg         continuous density maps, grey, /255
+        <video>/fixation/NNNN.png         binary fixation maps (nonzero = fixated)
+        <video>/fixation/maps/NNNN.mat    the same, variable ``I`` (used when the PNGs are absent)
+
+    Frame ``k`` (1-based) is file number ``k``.  Lists are empty for parts not read.
+
+    Attributes:
+        name: the folder name.
+        folder: the video folder.
+        images, maps, fixations: one path per frame, frame 1 first.
+    """
+
+    name: str
+    folder: Path
+    images: list[Path] = field(default_factory=list)
+    maps: list[Path] = field(default_factory=list)
+    fixations: list[Path] = field(default_factory=list)
+
+    @property
+    def nframes(self) -> int:
+        """Frames of the video: the density-map count (the image count when no maps were read)."""
+        return len(self.maps) or len(self.images)
+
+
+def _numbered_files(d: Path, exts: tuple[str, ...]) -> dict[int, Path]:
+    out: dict[int, Path] = {}
+    for p in d.iterdir():
+        if p.is_file() and p.suffix.lower() in exts and p.stem.isdigit():
+            k = int(p.stem)
+            if k in out:
+                raise InputError(p, f"two files for frame {k}: {out[k].name} and {p.name}")
+            out[k] = p
+    return out
+
+
+def _frames_1_to_n(d: Path, files: dict[int, Path], what: str) -> list[Path]:
+    if not files:
+        raise InputError(d, f"no numbered {what} (NNNN{'.mat' if what.endswith('(.mat)') else '.png|jpg'})")
+    ks = sorted(files)
+    if ks != list(range(1, len(ks) + 1)):
+        gap = next(k for i, k in enumerate(ks, 1) if k != i)
+        raise InputError(d, f"{what} must be numbered 1..N without gaps (frame {gap} follows frame "
+                            f"{ks[ks.index(gap) - 1] if ks.index(gap) else 0})")
+    return [files[k] for k in ks]
+
+
+def is_dhf1k_video(folder: str | os.PathLike, parts: tuple[str, ...] = ("maps",)) -> bool:
+    """True when ``folder`` has every sub-folder of ``parts`` (``images``, ``maps``, ``fixation``)."""
+    return all((Path(folder) / p).is_dir() for p in parts)
+
+
+def read_dhf1k_video(folder: str | os.PathLike, parts: tuple[str, ...] = ("maps", "fixation")) -> Dhf1kVideo:
+    """List the frame files of one DHF1K-layout video folder (:class:`Dhf1kVideo`).
+
+    Args:
+        folder: ``<root>/<video>``.
+        parts: sub-folders to read, from :data:`DHF1K_PARTS`.  ``("images", "maps")`` is what
+            training needs; ``("maps", "fixation")`` what scoring needs.
+
+    Returns:
+        :class:`Dhf1kVideo`; only the requested lists are filled.
+
+    Raises:
+        InputError: a missing sub-folder; no numbered files, gaps or duplicates in the frame
+            numbers; fixations (PNG or ``.mat``) or images for other frames than the maps.
+    """
+    folder = Path(folder)
+    bad = [p for p in parts if p not in DHF1K_PARTS]
+    if bad:
+        raise ValueError(f"unknown DHF1K part(s) {bad}; known: {DHF1K_PARTS}")
+    missing = [p for p in parts if not (folder / p).is_dir()]
+    if missing:
+        raise InputError(folder, f"not a DHF1K-layout video folder (needs {', '.join(p + '/' for p in parts)}; "
+                                 f"missing {', '.join(p + '/' for p in missing)})")
+    v = Dhf1kVideo(folder.name, folder)
+    if "maps" in parts:
+        v.maps = _frames_1_to_n(folder / "maps", _numbered_files(folder / "maps", _DHF1K_IMAGE_EXT), "density maps")
+    if "images" in parts:
+        v.images = _frames_1_to_n(folder / "images", _numbered_files(folder / "images", _DHF1K_IMAGE_EXT),
+                                  "frame images")
+        if v.maps and len(v.images) != len(v.maps):
+            raise InputError(folder, f"{len(v.images)} images but {len(v.maps)} maps")
+    if "fixation" in parts:
+        fd = folder / "fixation"
+        png = _numbered_files(fd, (".png",))
+        if png:
+            v.fixations = _frames_1_to_n(fd, png, "fixation maps")
+        elif (fd / "maps").is_dir():
+            v.fixations = _frames_1_to_n(fd / "maps", _numbered_files(fd / "maps", (".mat",)), "fixation maps (.mat)")
+        else:
+            raise InputError(fd, "no numbered fixation maps (NNNN.png, or maps/NNNN.mat)")
+        if v.maps and len(v.fixations) != len(v.maps):
+            raise InputError(folder, f"density maps cover frames 1..{len(v.maps)}, fixation maps "
+                                     f"1..{len(v.fixations)}: they must match")
+    return v
+
+
+def read_dhf1k_root(root: str | os.PathLike, parts: tuple[str, ...] = ("maps", "fixation")) -> list[Dhf1kVideo]:
+    """The videos of a DHF1K-layout root, sorted by name.
+
+    ``root`` is either one video folder (it has all ``parts`` itself, like the shared sample
+    ``video_dhf1k_0601``) or a folder of video folders; sub-folders lacking one of ``parts``
+    are skipped (annotation-only or frame-only folders).
+
+    Raises:
+        InputError: ``root`` is not a folder, holds no video with all ``parts``, or a video
+            folder is inconsistent (:func:`read_dhf1k_video`).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "not a folder")
+    if is_dhf1k_video(root, parts):
+        return [read_dhf1k_video(root, parts)]
+    vids = [read_dhf1k_video(d, parts) for d in sorted(root.iterdir()) if d.is_dir() and is_dhf1k_video(d, parts)]
+    if not vids:
+        raise InputError(root, f"no <video>/{' + <video>/'.join(parts)} folder (DHF1K layout)")
+    return vids
+
+
+def read_dhf1k_fixation(path: str | os.PathLike) -> np.ndarray:
+    """uint8 ``[H, W]`` 0/1 fixation map from a DHF1K ``fixation/NNNN.png`` (nonzero = fixated) or
+    ``fixation/maps/NNNN.mat`` (variable ``I``).
+
+    Raises:
+        InputError: missing or unreadable file, or no variable ``I``.
+    """
+    p = Path(path)
+    a = read_mat_map(p, DHF1K_MAT_VARIABLE) if p.suffix.lower() == ".mat" else read_image_map(p)
+    return (a > 0).astype(np.uint8)

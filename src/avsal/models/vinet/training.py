@@ -8,8 +8,8 @@ and divided by 255 (upstream ``DHF1KDataset`` in ``train`` mode). The window sta
 
 Layouts:
 
-* ``dhf1k`` (ViNet; DHF1K, Hollywood-2, UCF-Sports): ``ROOT/<video>/images/*.png|jpg`` and
-  ``ROOT/<video>/maps/*.png|jpg`` (same count, sorted names pair up);
+* ``dhf1k`` (ViNet; DHF1K, Hollywood-2, UCF-Sports): ``ROOT/<video>/images/NNNN.png|jpg`` and
+  ``ROOT/<video>/maps/NNNN.png|jpg`` (same frames 1..N; :func:`avsal.evaluate.readers.read_dhf1k_root`);
 * ``stavis`` (AViNet; the six AV sets): ``ROOT/video_frames/<DB>/<video>/img_%05d.jpg``,
   ``ROOT/annotations/<DB>/<video>/maps/eyeMap_%05d.jpg``, ``ROOT/video_audio/<DB>/<video>/<video>.wav`` and the
   frame rates of ``ROOT/fold_lists/<DB>_list_<train|test>_<split>_fps.txt`` (lines ``name n_frames fps``).
@@ -124,21 +124,19 @@ def _images(folder: str) -> list[str]:
 def read_dhf1k_layout(root: str) -> list[VideoItem]:
     """Videos of a DHF1K-layout folder with at least 32 frames (shorter ones cannot form a clip).
 
+    The folder is read by :func:`avsal.evaluate.readers.read_dhf1k_root` (the reader ``avsal evaluate
+    --dataset-layout dhf1k`` uses): ``<video>/images/NNNN.*`` and ``<video>/maps/NNNN.*`` numbered 1..N; ``root``
+    may itself be one video folder.
+
     Raises:
-        InputError: no such folder, or a video whose ``images`` and ``maps`` counts differ.
+        InputError: no such folder, no video with ``images/`` and ``maps/``, or a video whose ``images`` and
+            ``maps`` counts or numbering differ.
     """
-    if not os.path.isdir(root):
-        raise InputError(root, "not a folder")
-    items = []
-    for v in sorted(os.listdir(root)):
-        img, mp = os.path.join(root, v, "images"), os.path.join(root, v, "maps")
-        if not (os.path.isdir(img) and os.path.isdir(mp)):
-            continue
-        frames, maps = _images(img), _images(mp)
-        if len(frames) != len(maps):
-            raise InputError(os.path.join(root, v), f"{len(frames)} images but {len(maps)} maps")
-        if len(frames) >= CLIP_LENGTH:
-            items.append(VideoItem(v, frames, maps))
+    from avsal.evaluate.readers import read_dhf1k_root
+
+    items = [VideoItem(v.name, [str(p) for p in v.images], [str(p) for p in v.maps])
+             for v in read_dhf1k_root(root, ("images", "maps"))]
+    items = [it for it in items if len(it.frames) >= CLIP_LENGTH]
     if not items:
         raise InputError(root, f"no <video>/images + <video>/maps folder with at least {CLIP_LENGTH} frames")
     return items
