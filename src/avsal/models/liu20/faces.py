@@ -3,8 +3,9 @@
 Upstream released no face-branch code; it ships the maps pre-computed (``resized_gmm``: one 32×32 grey
 image per frame) and normalises each as ``map − min``, then ``× 255 / max − 14.9`` when ``max > 0``
 ("14.9 is the average of the training GMMs"; docs/liu20.md §Face branch). This module builds the map
-from face boxes and speaking scores given as arrays, so it works with any detector/tracker
-(``avsal.faces`` or the OpenCV fallback of :class:`HaarFaceSource`).
+from face boxes and speaking scores given as arrays, so it works with any detector/tracker: by default
+:class:`TrackedFaceSource` (``avsal.faces`` tracks and active-speaker scores), else the OpenCV fallback of
+:class:`HaarFaceSource`, or boxes computed beforehand (:class:`PrecomputedFaceSource`).
 
 The map (:func:`gmm_face_map`), for faces ``k`` with boxes ``(x0, y0, x1, y1)`` and speaking scores
 ``s_k`` ∈ [0, 1], on a ``size × size`` grid covering the frame (cell centres at ``(j + ½)·W/size``)::
@@ -220,8 +221,8 @@ class TrackedFaceSource:
     * :meth:`speaking` (called by ``decode``) scores each face of the output frame with
       :func:`avsal.faces.window_speaking` (Pearson correlation of mouth energy and loudness, mapped to [0, 1]
       with ``rho0``) over the clip's distinct frames within ``sync_window / 2`` s of the output frame. The
-      clip spans frames ``t − 16 … t + 15``, so the window is at most ``t − 15 … t + 15`` whatever
-      ``sync_window`` says: ±0.6 s at 25 fps, against :func:`avsal.faces.track_faces`' ±1 s (a clip model
+      clip spans frames ``t − 16 … t + 15`` (clamped), so that is the widest window whatever
+      ``sync_window`` says (−0.64 … +0.6 s at 25 fps), against :func:`avsal.faces.track_faces`' ±1 s (a clip model
       sees no further ahead). Without a soundtrack every score is 0.
 
     Called like the other sources, ``source(rgb, time, audio)``, it only detects (speaking score 1): that is
