@@ -136,3 +136,44 @@ def test_default_source_and_gaps(talking, net):
     assert src.observe(frames[0].rgb, 0, 0.0, None).track_ids.tolist() == [0, 1]  # a smaller index: new video
     boxes, speaking = src(frames[0].rgb, 0.0, None)
     assert boxes.shape == (2, 5) and speaking.tolist() == [1.0, 1.0]
+
+
+def test_tracked_faces_on_a_real_interview(net):
+    """The default source on the first 3 s of a shared interview (dlib HOG tracks, real soundtrack): every
+    frame's face input peaks inside one of its tracked boxes, and the scores are valid."""
+    import itertools
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import SHARED
+
+    if SHARED is None or not (SHARED / "videos" / "research_only" / "visualvoice_interview.mp4").is_file():
+        pytest.skip("../shared/data is not present")
+    video = SHARED / "videos" / "research_only" / "visualvoice_interview.mp4"
+    audio = load_audio(video, sample_rate=22050, mix="mean")
+    model = Liu20VideoModel(net, input_size=64)
+    assert model.tracked
+    seen = []
+    orig = model.face_map
+
+    def face_map(item, audio_, clip=None):
+        m = orig(item, audio_, clip)
+        seen.append((item.faces, model.face_source.speaking(item.faces, [c.data.faces for c in clip]), m[0]))
+        return m
+
+    model.face_map = face_map
+    preds = list(model.stream(itertools.islice(iter_frames(video), 75), audio))
+    assert len(preds) == len(seen) == 75
+    with_faces = 0
+    for obs, speaking, m in seen:
+        assert speaking.shape == (len(obs.boxes),) and np.all((speaking >= 0) & (speaking <= 1))
+        if len(obs.boxes) == 0:
+            assert not m.any()
+            continue
+        with_faces += 1
+        H, W = 720, 1280
+        y, x = np.unravel_index(m.argmax(), m.shape)
+        cx, cy = (x + 0.5) * W / 8, (y + 0.5) * H / 8
+        assert any(b[0] - W / 8 <= cx <= b[2] + W / 8 and b[1] - H / 8 <= cy <= b[3] + H / 8 for b in obs.boxes)
+    assert with_faces >= 60
