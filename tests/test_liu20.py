@@ -403,7 +403,7 @@ def test_video_pipeline_matches_upstream_demo(tmp_path):
     model = create_video_model("liu20", weights=str(weights), input_size=ref.PIPE_INPUT, softmax="none",
                                lstm_phase=5, face_source="none", batch_size=7)
     gmm = ref.make_pipeline_gmm()
-    model.face_map = lambda item, audio: normalise_gmm(gmm[item.index])[None]  # the maps upstream reads
+    model.face_map = lambda item, audio, clip=None: normalise_gmm(gmm[item.index])[None]  # the maps upstream reads
     preds = list(run_clips(model, iter_frames(video), load_audio(video, 22050, mix="mean")))
     assert len(preds) == ref.PIPE_FRAMES  # upstream: only frames 5..28
     ours = np.stack([preds[i].saliency for i in want["frame_index"]])

@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "FaceDetectorConfig", "FaceDetector", "detect_faces", "nms", "iou_matrix", "decode_centerface",
     "TrackerConfig", "FaceTracker", "mouth_box", "mouth_energy", "speaker_scores", "FaceTracks",
-    "FaceTrackConfig", "track_faces",
+    "FaceTrackConfig", "FaceTrackStream", "window_speaking", "track_faces",
 ]
 
 
@@ -437,6 +437,83 @@ class FaceTracks:
         return (np.array(pos, np.int64), np.array(boxes, np.float32).reshape(-1, 4), np.array(sp, np.float32))
 
 
+class FaceTrackStream:
+    """The per-frame part of :func:`track_faces` for callers that see the frames one at a time, in order
+    (clip models such as ``liu20``): detection every ``detect_every`` frames, IoU tracking, mouth energy.
+
+    Args:
+        config: a :class:`FaceTrackConfig` (``sync_window``, ``audio_window`` and ``rho0`` are not used here;
+            see :func:`window_speaking`).
+        detector: any object with ``detect(rgb) -> [N, 5]`` to use instead of ``FaceDetector(config.detector)``.
+    """
+
+    def __init__(self, config: FaceTrackConfig | None = None, detector=None):
+        self.config = config or FaceTrackConfig()
+        self.detector = detector if detector is not None else FaceDetector(self.config.detector)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracks and the previous frame (a new video starts)."""
+        self.tracker = FaceTracker(self.config.tracker)
+        self._prev = None
+        self._count = 0
+
+    def step(self, rgb: np.ndarray, consecutive: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Track the faces of the next frame.
+
+        Args:
+            rgb: uint8 ``[H, W, 3]`` RGB frame.
+            consecutive: ``False`` when frames were skipped since the previous call: the detector then runs
+                on this frame and its mouth energies are 0 (no motion across a gap).
+
+        Returns:
+            ``(track_ids int64 [N], boxes float32 [N, 4] (x0, y0, x1, y1) px of rgb, detection scores
+            float32 [N], mouth energy float32 [N])`` (energy 0 on the first frame).
+        """
+        cfg = self.config
+        h, w = rgb.shape[:2]
+        s = min(1.0, cfg.analysis_max_side / max(h, w))
+        small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        if self._count % cfg.detect_every == 0 or not consecutive:
+            live = self.tracker.update(self.detector.detect(rgb))
+        else:
+            live = self.tracker.tracks
+        prev = self._prev if consecutive else None
+        b = np.array([x[1] for x in live], np.float32).reshape(-1, 4)
+        e = np.array([mouth_energy(prev, gray, bb * s) if prev is not None and prev.shape == gray.shape else 0.0
+                      for bb in b], np.float32)
+        self._prev = gray
+        self._count += 1
+        return (np.array([x[0] for x in live], np.int64), b, np.array([x[2] for x in live], np.float32), e)
+
+
+def window_speaking(track_ids: np.ndarray, window_ids: Sequence[np.ndarray], window_energy: Sequence[np.ndarray],
+                    window_loudness: Sequence[float], rho0: float = 0.1) -> np.ndarray:
+    """Active-speaker scores of one frame's tracks from a window of frames around it (:func:`speaker_scores`
+    on each track's mouth energy against the loudness, over the window's frames where the track exists).
+
+    Args:
+        track_ids: int ``[N]`` the frame's track ids.
+        window_ids, window_energy: per window frame, int ``[N_u]`` track ids and float ``[N_u]`` mouth energy
+            (:meth:`FaceTrackStream.step`), each frame once.
+        window_loudness: per window frame, the RMS loudness (:func:`avsal.io.audio.rms_envelope`).
+        rho0: see :func:`speaker_scores`.
+
+    Returns:
+        float32 ``[N]`` in [0, 1]; 0 for a track seen in fewer than 3 window frames.
+    """
+    sp = np.zeros(len(track_ids), np.float32)
+    for j, tid in enumerate(track_ids):
+        series = [(e[i == tid][0], lo) for i, e, lo in zip(window_ids, window_energy, window_loudness)
+                  if (i == tid).any()]
+        if len(series) >= 3:
+            e_, l_ = np.array(series).T
+            sp[j] = speaker_scores(e_, l_, rho0)
+    return sp
+
+
 def track_faces(frames: "str | os.PathLike | Iterable", audio=None,
                 config: FaceTrackConfig | None = None, detector=None) -> FaceTracks:
     """Detect, track and score faces over a whole clip (every frame is analysed; keep clips short, the
@@ -465,42 +542,28 @@ def track_faces(frames: "str | os.PathLike | Iterable", audio=None,
         if audio is None and info.has_audio:
             audio = load_audio(frames)
         frames = iter_frames(frames, info=info)
-    det = detector if detector is not None else FaceDetector(cfg.detector)
-    tracker = FaceTracker(cfg.tracker)
+    stream = FaceTrackStream(cfg, detector)
     idx, times, boxes, ids, scores, energy = [], [], [], [], [], []
-    prev = None
     for k, f in enumerate(frames):
         if isinstance(f, np.ndarray):
             rgb, index, t = f, k, k / 25.0
         else:
             rgb, index, t = f.rgb, f.index, f.time
-        h, w = rgb.shape[:2]
-        s = min(1.0, cfg.analysis_max_side / max(h, w))
-        small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        live = tracker.update(det.detect(rgb)) if k % cfg.detect_every == 0 else tracker.tracks
-        b = np.array([x[1] for x in live], np.float32).reshape(-1, 4)
-        e = np.array([mouth_energy(prev, gray, bb * s) if prev is not None and prev.shape == gray.shape else 0.0
-                      for bb in b], np.float32)
-        prev = gray
+        i_, b, sc, e = stream.step(rgb)
         idx.append(index)
         times.append(t)
         boxes.append(b)
-        ids.append(np.array([x[0] for x in live], np.int64))
-        scores.append(np.array([x[2] for x in live], np.float32))
+        ids.append(i_)
+        scores.append(sc)
         energy.append(e)
     times_a = np.array(times, np.float64)
     loud = rms_envelope(audio, times_a, cfg.audio_window) if audio is not None and len(times_a) else None
     speaking = []
     for t in range(len(times)):
-        sp = np.zeros(len(ids[t]), np.float32)
-        if loud is not None:
-            lo = np.searchsorted(times_a, times_a[t] - cfg.sync_window / 2)
-            hi = np.searchsorted(times_a, times_a[t] + cfg.sync_window / 2, side="right")
-            for j, tid in enumerate(ids[t]):
-                series = [(energy[u][ids[u] == tid][0], loud[u]) for u in range(lo, hi) if (ids[u] == tid).any()]
-                if len(series) >= 3:
-                    e_, l_ = np.array(series).T
-                    sp[j] = speaker_scores(e_, l_, cfg.rho0)
-        speaking.append(sp)
+        if loud is None:
+            speaking.append(np.zeros(len(ids[t]), np.float32))
+            continue
+        lo = np.searchsorted(times_a, times_a[t] - cfg.sync_window / 2)
+        hi = np.searchsorted(times_a, times_a[t] + cfg.sync_window / 2, side="right")
+        speaking.append(window_speaking(ids[t], ids[lo:hi], energy[lo:hi], loud[lo:hi], cfg.rho0))
     return FaceTracks(np.array(idx, np.int64), times_a, boxes, ids, scores, speaking, energy)

@@ -49,6 +49,13 @@ def _video(weights=None, device="cpu", batch_size=12, face_source=None, **cfg):
     inf = {k: v for k, v in cfg.items() if k in inf_fields}
     if isinstance(inf.get("gmm"), dict):  # from `--set gmm={"sigma_rel": 0.3}`
         inf["gmm"] = GMMConfig(**inf["gmm"])
+    if isinstance(inf.get("tracking"), dict):  # from `--set tracking={"detect_every": 1}`
+        from avsal.faces import FaceDetectorConfig, FaceTrackConfig, TrackerConfig
+
+        t = dict(inf["tracking"])
+        t.update({k: c(**t[k]) for k, c in (("detector", FaceDetectorConfig), ("tracker", TrackerConfig))
+                  if isinstance(t.get(k), dict)})
+        inf["tracking"] = FaceTrackConfig(**t)
     src = face_source if callable(face_source) else None
     if isinstance(face_source, str):
         inf["face_source"] = face_source

@@ -3,8 +3,9 @@
 Upstream released no face-branch code; it ships the maps pre-computed (``resized_gmm``: one 32×32 grey
 image per frame) and normalises each as ``map − min``, then ``× 255 / max − 14.9`` when ``max > 0``
 ("14.9 is the average of the training GMMs"; docs/liu20.md §Face branch). This module builds the map
-from face boxes and speaking scores given as arrays, so it works with any detector/tracker
-(``avsal.faces`` or the OpenCV fallback of :class:`HaarFaceSource`).
+from face boxes and speaking scores given as arrays, so it works with any detector/tracker: by default
+:class:`TrackedFaceSource` (``avsal.faces`` tracks and active-speaker scores), else the OpenCV fallback of
+:class:`HaarFaceSource`, or boxes computed beforehand (:class:`PrecomputedFaceSource`).
 
 The map (:func:`gmm_face_map`), for faces ``k`` with boxes ``(x0, y0, x1, y1)`` and speaking scores
 ``s_k`` ∈ [0, 1], on a ``size × size`` grid covering the frame (cell centres at ``(j + ½)·W/size``)::
@@ -26,7 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["GMMConfig", "HaarFaceSource", "PrecomputedFaceSource", "gmm_face_map", "normalise_gmm", "GMM_MEAN"]
+__all__ = ["GMMConfig", "HaarFaceSource", "PrecomputedFaceSource", "TrackedFaceSource", "FaceObservation",
+           "gmm_face_map", "normalise_gmm", "GMM_MEAN"]
 
 #: Subtracted after scaling to 0–255 (upstream ``utils1.load_one_batch_gmm``).
 GMM_MEAN = 14.9
@@ -185,3 +187,99 @@ class PrecomputedFaceSource:
         if abs(self.times[i] - time) > self.max_gap:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         return self.boxes[i], self.speaking[i]
+
+
+@dataclass
+class FaceObservation:
+    """One frame's tracked faces, as :meth:`TrackedFaceSource.observe` records them.
+
+    Attributes:
+        index: decoded frame index; time: presentation time (s).
+        track_ids: int64 ``[N]``; boxes: float32 ``[N, 4]`` (x0, y0, x1, y1) px of the frame;
+        energy: float32 ``[N]`` mouth motion energy (:func:`avsal.faces.mouth_energy`);
+        loudness: RMS loudness of the soundtrack around ``time`` (``None`` without a soundtrack).
+    """
+
+    index: int
+    time: float
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    energy: np.ndarray
+    loudness: float | None
+
+
+class TrackedFaceSource:
+    """The default face source: ``avsal.faces`` tracks with their active-speaker scores, computed in the
+    clip-model contract (frames arrive in order through ``encode``; each output frame's clip holds the
+    frames around it).
+
+    * :meth:`observe` (called by ``Liu20VideoModel.encode`` on every encoded frame, in order) runs
+      :class:`avsal.faces.FaceTrackStream` — the detector every ``detect_every`` frames, IoU tracks, the
+      mouth-region motion energy — and the RMS loudness of the soundtrack around the frame
+      (:func:`avsal.io.audio.rms_envelope`, ``audio_window`` s). After a gap (frames not encoded, e.g.
+      ``avsal predict --every``) the detector runs again and the energies are 0.
+    * :meth:`speaking` (called by ``decode``) scores each face of the output frame with
+      :func:`avsal.faces.window_speaking` (Pearson correlation of mouth energy and loudness, mapped to [0, 1]
+      with ``rho0``) over the clip's distinct frames within ``sync_window / 2`` s of the output frame. The
+      clip spans frames ``t − 16 … t + 15`` (clamped), so that is the widest window whatever
+      ``sync_window`` says (−0.64 … +0.6 s at 25 fps), against :func:`avsal.faces.track_faces`' ±1 s (a clip model
+      sees no further ahead). Without a soundtrack every score is 0.
+
+    Called like the other sources, ``source(rgb, time, audio)``, it only detects (speaking score 1): that is
+    what a caller without temporal context (e.g. training on isolated frames) gets.
+
+    Args:
+        config: an :class:`avsal.faces.FaceTrackConfig` (detector, tracker, ``detect_every``, ``sync_window``,
+            ``audio_window``, ``rho0``).
+        detector: any object with ``detect(rgb) -> float [N, 5]`` instead of the configured detector.
+    """
+
+    #: Tells ``Liu20VideoModel`` to call :meth:`observe` / :meth:`speaking` instead of ``__call__``.
+    tracked = True
+
+    def __init__(self, config=None, detector=None):
+        from avsal.faces import FaceTrackConfig, FaceTrackStream
+
+        self.config = config or FaceTrackConfig()
+        self._stream = FaceTrackStream(self.config, detector)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracks (a new video starts)."""
+        self._stream.reset()
+        self._last_index = None
+        self._audio = None
+
+    def observe(self, rgb: np.ndarray, index: int, time: float, audio=None) -> FaceObservation:
+        """Track the faces of the next encoded frame (frames must come in increasing ``index``; a smaller
+        index, or another soundtrack, starts a new video)."""
+        from avsal.io.audio import rms_envelope
+
+        if self._last_index is not None and (index <= self._last_index or audio is not self._audio):
+            self.reset()
+        consecutive = self._last_index is None or index == self._last_index + 1
+        ids, boxes, _, energy = self._stream.step(rgb, consecutive=consecutive)
+        self._last_index, self._audio = index, audio
+        loud = None
+        if audio is not None and len(audio.samples):
+            loud = float(rms_envelope(audio, np.array([time]), self.config.audio_window)[0])
+        return FaceObservation(index, float(time), ids, boxes, energy, loud)
+
+    def speaking(self, centre: FaceObservation, window: list[FaceObservation]) -> np.ndarray:
+        """float32 ``[N]`` speaker scores in [0, 1] of ``centre``'s faces from the observations ``window``
+        (the clip's frames; repeated frames of a clamped clip count once)."""
+        from avsal.faces import window_speaking
+
+        if centre.loudness is None:
+            return np.zeros(len(centre.track_ids), np.float32)
+        seen, obs = set(), []
+        for o in window:
+            if o.index not in seen and abs(o.time - centre.time) <= self.config.sync_window / 2:
+                seen.add(o.index)
+                obs.append(o)
+        return window_speaking(centre.track_ids, [o.track_ids for o in obs], [o.energy for o in obs],
+                               [o.loudness for o in obs], self.config.rho0)
+
+    def __call__(self, rgb: np.ndarray, time: float = 0.0, audio=None) -> tuple[np.ndarray, np.ndarray]:
+        d = np.asarray(self._stream.detector.detect(rgb), np.float32).reshape(-1, 5)
+        return d, np.ones(len(d), np.float32)

@@ -19,12 +19,13 @@ Differences from upstream ``main.py``, all deliberate:
 * the output is a spatial softmax (``softmax="height"`` gives upstream's per-column softmax), min–max
   scaled to [0, 1] (upstream: 0–255) and resized to the frame by :mod:`avsal.predict`;
 * the face maps are computed on the fly (:mod:`avsal.models.liu20.faces`); upstream reads pre-computed
-  ones.
+  ones. With the default source (``"auto"``/``"avsal"``: :class:`~avsal.models.liu20.faces.TrackedFaceSource`)
+  ``encode`` tracks the faces of every encoded frame in order and ``decode`` scores who speaks from the
+  clip's frames around the output frame.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator
 
@@ -34,7 +35,9 @@ import torch
 from avsal.io.audio import AudioTrack
 from avsal.io.video import Frame
 from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, run_clips
-from avsal.models.liu20.faces import GMMConfig, HaarFaceSource, gmm_face_map, normalise_gmm
+from avsal.faces import FaceTrackConfig
+from avsal.models.liu20.faces import (FaceObservation, GMMConfig, HaarFaceSource, TrackedFaceSource,
+                                      gmm_face_map, normalise_gmm)
 from avsal.models.liu20.features import (MEL_WINDOW, SAMPLE_RATE, frame_mel_image, log_mel, mel_window,
                                          preprocess_frame)
 from avsal.models.liu20.networks import SOFTMAX_MODES, Liu20Net, saliency_from_logits
@@ -62,9 +65,13 @@ class Liu20InferenceConfig:
         lstm_phase: the resets fall on predicted frames ``k`` with ``(k − lstm_phase) % lstm_reset == 0`` (and
             on the first one); 5 reproduces upstream's batches, whose first ``x2`` is frame 5.
         softmax: ``"spatial"``, ``"height"`` (upstream demo) or ``"none"`` (:func:`saliency_from_logits`).
-        face_source: ``"auto"`` (``avsal.faces`` if installed, else ``"haar"``), ``"avsal"``, ``"haar"`` or
-            ``"none"`` (no faces: a zero map); a callable can be given to :class:`Liu20VideoModel` instead.
+        face_source: ``"auto"`` (``"avsal"`` if ``avsal.faces`` and its detector can be loaded, else
+            ``"haar"``), ``"avsal"`` (:class:`TrackedFaceSource`: ``avsal.faces`` tracks with speaker
+            scores), ``"haar"`` (OpenCV Haar per frame, speaking score 1) or ``"none"`` (no faces: a zero
+            map); a callable can be given to :class:`Liu20VideoModel` instead.
         gmm: :class:`GMMConfig` of the face map.
+        tracking: :class:`avsal.faces.FaceTrackConfig` of the ``"avsal"`` source (detector, tracker,
+            ``detect_every``, ``sync_window``, ``audio_window``, ``rho0``).
         batch_size: clips per forward pass.
         device: ``"cpu"`` or ``"cuda"``.
     """
@@ -76,6 +83,7 @@ class Liu20InferenceConfig:
     softmax: str = "spatial"
     face_source: str = "auto"
     gmm: GMMConfig = GMMConfig()
+    tracking: FaceTrackConfig = FaceTrackConfig()
     batch_size: int = 12
     device: str = "cpu"
 
@@ -87,11 +95,20 @@ def _none_source(rgb, time, audio):
     return np.zeros((0, 5), np.float32), np.zeros(0, np.float32)
 
 
-def resolve_face_source(name: str) -> FaceSource:
+def resolve_face_source(name: str, tracking: FaceTrackConfig | None = None) -> FaceSource:
     """A face source by name (see :attr:`Liu20InferenceConfig.face_source`).
 
+    Args:
+        name: one of :data:`FACE_SOURCES`.
+        tracking: the :class:`avsal.faces.FaceTrackConfig` of the ``"avsal"`` source.
+
+    Returns:
+        ``"avsal"``/``"auto"``: a :class:`TrackedFaceSource`; ``"haar"``: a :class:`HaarFaceSource`;
+        ``"none"``: a source that never finds a face.
+
     Raises:
-        ValueError: unknown name, or ``"avsal"`` when ``avsal.faces`` is not installed.
+        ValueError: unknown name, or ``"avsal"`` when the ``avsal.faces`` detector cannot be loaded
+            (e.g. ``dlib`` missing for the default ``dlib_hog`` backend).
     """
     if name not in FACE_SOURCES:
         raise ValueError(f"face_source must be one of {FACE_SOURCES} or a callable, got {name!r}")
@@ -99,15 +116,10 @@ def resolve_face_source(name: str) -> FaceSource:
         return _none_source
     if name in ("auto", "avsal"):
         try:
-            from avsal.faces import detect_faces  # the shared face module, once it is on main
-        except ImportError:
+            return TrackedFaceSource(tracking)
+        except ImportError as e:
             if name == "avsal":
-                raise ValueError("face_source='avsal' needs avsal.faces, which this installation lacks") from None
-        else:
-            def source(rgb, time, audio):
-                boxes = np.asarray(detect_faces(rgb), np.float32).reshape(-1, 5)
-                return boxes, np.ones(len(boxes), np.float32)
-            return source
+                raise ValueError(f"face_source='avsal' cannot load its face detector: {e}") from None
     return HaarFaceSource()
 
 
@@ -117,6 +129,7 @@ class _Encoded:
     rgb: np.ndarray        # the frame, for the face source
     time: float
     index: int
+    faces: FaceObservation | None = None  # tracked faces (TrackedFaceSource only)
 
 
 class Liu20VideoModel:
@@ -152,13 +165,16 @@ class Liu20VideoModel:
             raise ValueError(f"input_size must be a multiple of 8, got {cfg.input_size}")
         if face_source is not None:
             cfg = replace(cfg, face_source="callable")  # recorded as such in meta.json
-        elif cfg.face_source == "auto":
-            cfg = replace(cfg, face_source="avsal" if importlib.util.find_spec("avsal.faces") else "haar")
+        src = face_source if face_source is not None else resolve_face_source(cfg.face_source, cfg.tracking)
+        if cfg.face_source == "auto":
+            cfg = replace(cfg, face_source="avsal" if isinstance(src, TrackedFaceSource) else "haar")
         self.config = cfg
         self.batch_size = max(1, cfg.batch_size)
         self.device = torch.device(cfg.device)
         self.net = net.eval().to(self.device)
-        self.face_source = face_source if face_source is not None else resolve_face_source(cfg.face_source)
+        self.face_source = src
+        #: ``True`` when the face source tracks faces across frames (:class:`TrackedFaceSource`).
+        self.tracked = bool(getattr(src, "tracked", False))
         self.reset()
 
     def reset(self) -> None:
@@ -168,13 +184,18 @@ class Liu20VideoModel:
         self._last_index = -1
         self._audio_ref = None
         self._logmel = None
+        if getattr(self, "tracked", False):
+            self.face_source.reset()
 
     # -- per-frame work --------------------------------------------------------------------------------
 
     def encode(self, frames: list[Frame], audio: AudioTrack | None = None) -> list[_Encoded]:
-        """Resize and normalise each frame once (``[3, S, S]`` float32)."""
+        """Resize and normalise each frame once (``[3, S, S]`` float32); with a tracked face source, also
+        track its faces (frames arrive here in order, each once: :func:`avsal.models.base.run_clips`)."""
         S = self.config.input_size
-        return [_Encoded(torch.from_numpy(preprocess_frame(f.rgb, S)), f.rgb, f.time, f.index) for f in frames]
+        return [_Encoded(torch.from_numpy(preprocess_frame(f.rgb, S)), f.rgb, f.time, f.index,
+                         self.face_source.observe(f.rgb, f.index, f.time, audio) if self.tracked else None)
+                for f in frames]
 
     def _spectrogram(self, audio: AudioTrack | None) -> np.ndarray | None:
         if audio is None:
@@ -199,9 +220,17 @@ class Liu20VideoModel:
         imgs = [frame_mel_image(logmel, by_index[j].time - start, side) for j in mel_window(t, n)]
         return np.stack(imgs)[None]
 
-    def face_map(self, item: _Encoded, audio: AudioTrack | None) -> np.ndarray:
-        """Normalised GMM face map ``float32 [1, S/8, S/8]`` of one frame."""
-        boxes, speaking = self.face_source(item.rgb, item.time, audio)
+    def face_map(self, item: _Encoded, audio: AudioTrack | None, clip: list[ClipItem] | None = None) -> np.ndarray:
+        """Normalised GMM face map ``float32 [1, S/8, S/8]`` of one frame (``item``, the clip's output frame).
+
+        With a tracked source the boxes are ``item``'s tracks and the speaking scores come from the clip's
+        frames (:meth:`TrackedFaceSource.speaking`); otherwise the source is called on the frame alone.
+        """
+        if self.tracked and item.faces is not None:
+            window = [c.data.faces for c in (clip or []) if c.data.faces is not None] or [item.faces]
+            boxes, speaking = item.faces.boxes, self.face_source.speaking(item.faces, window)
+        else:
+            boxes, speaking = self.face_source(item.rgb, item.time, audio)
         cfg = replace(self.config.gmm, size=self.config.input_size // 8)
         gmm = gmm_face_map(boxes, speaking, item.rgb.shape[:2], cfg)
         return normalise_gmm(gmm)[None]
@@ -218,7 +247,7 @@ class Liu20VideoModel:
         x2 = torch.stack([c[_HALF].data.x for c in clips]).to(dev)
         x1 = torch.stack([c[_HALF - self.config.frame_skip].data.x for c in clips]).to(dev)
         mel = torch.from_numpy(np.stack([self.audio_images(c, audio) for c in clips])).to(dev)
-        face = torch.from_numpy(np.stack([self.face_map(c[_HALF].data, audio) for c in clips])).to(dev)
+        face = torch.from_numpy(np.stack([self.face_map(c[_HALF].data, audio, c) for c in clips])).to(dev)
         z = self.net.visual(x1, x2)
         outs = []
         for i, c in enumerate(clips):
