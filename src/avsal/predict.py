@@ -216,7 +216,8 @@ def _trial(model) -> None:
 
     rng = np.random.default_rng(0)
     frames = (Frame(index=i, time=i / 25, rgb=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)) for i in range(12))
-    rate = 16000
+    spec = getattr(model, "audio", None)
+    rate = int(getattr(spec, "sample_rate", None) or 16000)
     t = np.arange(int(0.5 * rate)) / rate
     audio = AudioTrack(samples=(0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sample_rate=rate)
     for pred in model_stream(model, frames, audio, (48, 64)):
@@ -229,8 +230,9 @@ def build_model(opts: PredictOptions, device: str):
     """The video model of ``opts``, with its ``--set`` overrides checked once, before any video.
 
     Overrides are checked against the model's configuration dataclass (:func:`avsal.config.validate_fields`:
-    known keys, types, finite numbers), then :func:`_set_rules`, then the model runs on a tiny synthetic
-    clip, so that a setting it cannot work with (a zero size, a weight that overflows) stops here.
+    known keys, types, finite numbers), then :func:`_set_rules`, then a training-free model runs on a tiny
+    synthetic clip, so that a setting it cannot work with (a zero size, a weight that overflows) stops here
+    (network models, whose trial would cost minutes on a CPU, get the typed checks only).
 
     Raises:
         ConfigError / UsageError: naming the ``--set`` key.
@@ -262,6 +264,8 @@ def build_model(opts: PredictOptions, device: str):
         _set_rules(type(cfg), checked)
         if checked != overrides:
             net = create(checked)
+    if getattr(net, "net", None) is not None:
+        return net  # a network: its settings are typed and range-checked above; a trial run would cost minutes
     try:
         _trial(net)
     except Exception as e:

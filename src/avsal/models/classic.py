@@ -262,6 +262,8 @@ class ClassicAV:
         if overrides:
             cfg = ClassicAVConfig(**{**cfg.__dict__, **overrides})
         self.config = cfg
+        # The detector (stateless) is made once, here: its library is loaded before any video starts.
+        self._detector = FaceDetector(cfg.face_detector) if cfg.w_face > 0 else None
 
     # ------------------------------------------------------------------ static
     def _small(self, rgb: np.ndarray) -> np.ndarray:
@@ -343,7 +345,7 @@ class ClassicAV:
         pending: collections.deque[_Record] = collections.deque()
         prev_gray = None
         use_faces = cfg.w_face > 0
-        detector = FaceDetector(cfg.face_detector) if use_faces else None
+        detector = self._detector
         tracker = FaceTracker(cfg.face_tracker) if use_faces else None
         prev_face_gray = None
         n_seen = 0

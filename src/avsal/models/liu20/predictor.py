@@ -27,7 +27,7 @@ Differences from upstream ``main.py``, all deliberate:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class Liu20InferenceConfig:
     lstm_reset: int = 12
     lstm_phase: int = 0
     softmax: str = "spatial"
-    face_source: str = "auto"
+    face_source: Any = "auto"  # a name of FACE_SOURCES, or a callable (see FaceSource)
     gmm: GMMConfig = GMMConfig()
     tracking: FaceTrackConfig = FaceTrackConfig()
     batch_size: int = 12
