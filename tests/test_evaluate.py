@@ -600,3 +600,27 @@ def test_video_ground_truth_union_and_values(tmp_path):
     scipy.io.savemat(d / "fixMap_00002.mat", {"eyeMap": np.zeros((5, 6))})
     with pytest.raises(InputError, match="differs from frame 1"):
         P.VideoGroundTruth(d, 2)
+
+
+def test_cli_metrics_and_labels_come_from_the_table(tiny, tmp_path, capsys, monkeypatch):
+    """``--metrics`` is parsed by the table's aliases; report and console labels are the table's."""
+    import dataclasses
+
+    data, pred = tiny
+    base = ["--data-root", str(data), "--dataset", "avad", "--pred", str(pred), "--quiet", "--no-plots",
+            "--split", "1"]
+    monkeypatch.setitem(M.METRICS, "kld", dataclasses.replace(M.METRICS["kld"], label="KL-test"))
+    out = tmp_path / "r"
+    rc, stdout, err = run_cli(base + ["--out", str(out), "--metrics", "KL, auc_borji,similarity,kldiv"], capsys)
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["scores"]) == ["kld", "auc_b", "sim"]
+    assert summary["labels"] == {"kld": "KL-test", "auc_b": "AUC-B", "sim": "SIM"}
+    assert "| KL-test | AUC-B | SIM |" in (out / "summary.md").read_text()
+    assert "KL-test" in stdout
+    rc, _, err = run_cli(base + ["--out", str(tmp_path / "bad"), "--metrics", "cc,emd"], capsys)
+    assert rc == 2 and "unknown metric 'emd'" in err and all(n in err for n in M.METRICS)
+    p = argparse.ArgumentParser(prog="avsal")
+    command.add_parser(p.add_subparsers(dest="command"))
+    helptext = " ".join(p._subparsers._group_actions[0].choices["evaluate"].format_help().split())
+    assert all(n in helptext for n in M.METRICS)

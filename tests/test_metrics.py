@@ -546,3 +546,39 @@ def test_imresize_properties():
     c = np.add.outer(np.hanning(9), np.hanning(11))
     rc = imresize(c, (20, 25))
     assert np.allclose(rc, rc[::-1, ::-1], atol=1e-14)
+
+
+def test_metric_table_is_the_single_source():
+    """``METRICS`` owns the names, aliases, labels, inputs and randomness that the rest reads."""
+    from avsal.evaluate import gaze, protocol
+
+    assert protocol.PAPER_METRICS is M.PAPER_METRICS == ("cc", "nss", "auc_j", "sim", "sauc")
+    assert protocol.METRIC_LABELS is M.METRIC_LABELS and protocol.parse_metrics is M.parse_metrics
+    assert gaze.GAZE_METRICS == (*M.PAPER_METRICS, "kld")
+    assert M.METRIC_NAMES == {n: s.inputs for n, s in M.METRICS.items()}
+    assert M.METRIC_LABELS == {"cc": "CC", "nss": "NSS", "auc_j": "AUC-J", "sim": "SIM", "sauc": "sAUC",
+                               "kld": "KLD", "auc_b": "AUC-B", "auc_j_nojitter": "AUC-J (no jitter)"}
+    # parse_metrics accepts each name and alias of the table (any case, blanks) and nothing else
+    accepted = {a: n for n, s in M.METRICS.items() for a in (n, *s.aliases)}
+    assert len(accepted) == sum(1 + len(s.aliases) for s in M.METRICS.values())  # no alias shared
+    for a, n in accepted.items():
+        assert M.parse_metrics(f" {a.upper()} ") == (n,)
+    for bad in ("emd", "auc", "ig", "info_gain", "s_auc", "cc2", "auc-judd-"):
+        assert bad not in accepted
+        with pytest.raises(ValueError, match="unknown metric") as e:
+            M.parse_metrics(f"cc,{bad}")
+        assert all(n in str(e.value) for n in M.METRICS)
+    # the inputs and randomness columns tell what compute_metrics needs and consumes
+    z, _ = load("smooth_u8")
+    maps = {"fix": z["fix"], "dens": z["dens"], "other": z["other"]}
+    for n, s in M.METRICS.items():
+        g = np.random.default_rng(3)
+        before = g.bit_generator.state
+        v = M.compute_metrics(z["sal"], names=(n,), rng=g, **{k: maps[k] for k in s.inputs})[n]
+        assert np.isfinite(v), n
+        assert (g.bit_generator.state != before) == s.random, n
+        for missing in s.inputs:
+            with pytest.raises(ValueError, match=f"{missing} is required"):
+                M.compute_metrics(z["sal"], names=(n,), **{k: maps[k] for k in s.inputs if k != missing})
+    assert M.needs_input(("cc", "sauc"), "other") and not M.needs_input(M.PAPER_METRICS[:4], "other")
+    assert M.metric_label("auc_b") == "AUC-B" and M.metric_label("mad") == "mad"

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from avsal import metrics as metric_table
 from avsal.errors import InputError, OutputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -537,7 +538,7 @@ class _VideoGT:
         S = prepare_prediction(pred, self.gt.shape, self.config)
         fix = self.gt.fixations(k)
         dens = self.gt.density(k)
-        other = other_map(self.gt.union, fix) if "sauc" in names else None
+        other = other_map(self.gt.union, fix) if metric_table.needs_input(names, "other") else None
         return metrics.compute_metrics(S, fix=fix, dens=dens, other=other, names=names, rng=rng)
 
 
@@ -565,7 +566,7 @@ class _GazeGT:
             self.fix = G.fixation_maps(rec, G.video_frame_times(n, info.fps, start=g.gaze_offset), hw)
             self.sigma = g.sigma if g.sigma is not None else self.fix.default_sigma
         self.config = g.protocol
-        self.union = self.fix.union() if "sauc" in self.config.metrics else None
+        self.union = self.fix.union() if metric_table.needs_input(self.config.metrics, "other") else None
         self.frames = set(range(1, self.fix.nframes + 1))
         self.seed_key = (f"{name}/model", 0)  # evaluate --gaze: video_rng(seed, "<name>/model", 0)
 
@@ -1200,7 +1201,6 @@ def write_report(root: str, results: list[VideoAblation], opts: AblateOptions, s
         The ``summary.json`` content: per measure and ablated condition the mean over videos with its
         bootstrap interval, the same for the ground-truth metrics and their differences, and the settings.
     """
-    from avsal.evaluate.protocol import METRIC_LABELS
     from avsal.evaluate.report import atomic_path, write_csv, write_json
 
     metrics = tuple(opts.gt.protocol.metrics) if opts.gt is not None else ()
@@ -1276,7 +1276,7 @@ def write_report(root: str, results: list[VideoAblation], opts: AblateOptions, s
               "| metric | original | silence | other | Δ silence | Δ other |", "|---|---|---|---|---|---|"]
         for m in metrics:
             g = gt_summary[m]
-            L.append(f"| {METRIC_LABELS.get(m, m)} | {_ci(*g['original'])} | {_ci(*g['silence'])} | "
+            L.append(f"| {metric_table.metric_label(m)} | {_ci(*g['original'])} | {_ci(*g['silence'])} | "
                      f"{_ci(*g['other'])} | {_ci(*g['delta_silence'])} | {_ci(*g['delta_other'])} |")
     if best is not None:
         L += ["", f"Most audio-sensitive clip (largest MAD under silence): **{best.name}**"
@@ -1357,7 +1357,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gt.add_argument("--first-frame", type=int, default=STAVIS_FIRST_FRAME, metavar="K",
                     help=f"first frame scored with --frames stavis (default {STAVIS_FIRST_FRAME})")
     gt.add_argument("--metrics", default=None, metavar="LIST",
-                    help="comma-separated metrics (default cc,nss,auc_j,sim,sauc; with --gaze also kld)")
+                    help=f"comma-separated metrics (default {','.join(metric_table.PAPER_METRICS)}; "
+                         "with --gaze also kld)")
     gz = p.add_argument_group("real gaze (as avsal evaluate --gaze; optional, instead of --data-root)")
     gz.add_argument("--gaze", metavar="PATH",
                     help="one recording (CSV viewer,t_s,x_px,y_px[,event]; Andersson .mat; DIEM or DHF1K folder) "
@@ -1388,13 +1389,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--data-root and --dataset go together")
         if args.data_root is not None and args.gaze is not None:
             raise ValueError("give either --data-root/--dataset or --gaze")
-        from avsal.evaluate.protocol import PAPER_METRICS, ProtocolConfig
+        from avsal.evaluate.protocol import ProtocolConfig
 
         if args.data_root is not None:
             from avsal.evaluate.readers import StavisLayout
 
             cfg = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
-                                 metrics=args.metrics or ",".join(PAPER_METRICS))
+                                 metrics=args.metrics or ",".join(metric_table.PAPER_METRICS))
             StavisLayout(args.data_root, args.fold_lists).dataset(args.dataset)  # fail early on a bad root
             gt = GroundTruthOptions(args.data_root, args.dataset, args.fold_lists, cfg)
         elif args.gaze is not None:

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import numbers
 import threading
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -55,7 +56,14 @@ __all__ = [
     "auc_borji",
     "auc_shuffled",
     "compute_metrics",
+    "MetricSpec",
+    "METRICS",
+    "PAPER_METRICS",
+    "METRIC_LABELS",
     "METRIC_NAMES",
+    "metric_label",
+    "needs_input",
+    "parse_metrics",
 ]
 
 #: MATLAB ``eps`` (2**-52).
@@ -914,17 +922,108 @@ def auc_shuffled(sal, fix, other, n_splits=100, step=0.1, permutations=None, rng
 # several metrics at once
 # --------------------------------------------------------------------------------------
 
-#: Names accepted by :func:`compute_metrics`, with the inputs each one needs.
-METRIC_NAMES = {
-    "cc": ("dens",),
-    "nss": ("fix",),
-    "sim": ("dens",),
-    "kld": ("dens",),
-    "auc_j": ("fix",),
-    "auc_j_nojitter": ("fix",),
-    "auc_b": ("fix",),
-    "sauc": ("fix", "other"),
-}
+@dataclass(frozen=True)
+class MetricSpec:
+    """One row of the metric table :data:`METRICS`, the single owner of what a metric is called.
+
+    Attributes:
+        name: canonical name (a key of :data:`METRICS`, a column of the per-frame CSVs).
+        label: column label of reports and tables (``"AUC-J"``).
+        aliases: further spellings accepted by :func:`parse_metrics` (lower case; the name
+            itself is always accepted).
+        inputs: maps besides the saliency map that the metric needs, from
+            ``("dens", "fix", "other")``.
+        random: True when the metric draws from the generator ``rng`` (AUC-J's jitter,
+            AUC-B's and sAUC's pixel draws).
+        paper: True for the five metrics of the STAViS/ViNet tables (:data:`PAPER_METRICS`).
+        fn: the per-frame kernel ``fn(S, G, F, O, pmask, gen) -> float`` over the prepared maps
+            of :func:`compute_metrics` (``S``/``G``: saliency/density ``_Map``; ``F``/``O``:
+            fixation / other-fixation arrays; ``pmask``: ``F > 0``; ``gen``: the generator).
+    """
+
+    name: str
+    label: str
+    aliases: tuple[str, ...]
+    inputs: tuple[str, ...]
+    random: bool
+    paper: bool
+    fn: Callable = field(repr=False, compare=False)
+
+
+def _spec(name, label, aliases, inputs, random, paper, fn) -> tuple[str, MetricSpec]:
+    return name, MetricSpec(name, label, tuple(aliases), tuple(inputs), random, paper, fn)
+
+
+#: The metric table, in the papers' column order (CC, NSS, AUC-J, SIM, sAUC) and then the rest.
+#: :func:`compute_metrics`, :func:`parse_metrics`, the evaluation reports and the CLI read it.
+METRICS: dict[str, MetricSpec] = dict([
+    _spec("cc", "CC", (), ("dens",), False, True,
+          lambda S, G, F, O, pmask, gen: _cc(S, G)),
+    _spec("nss", "NSS", (), ("fix",), False, True,
+          lambda S, G, F, O, pmask, gen: _nss(S, _mask("mask.nz", F, np.not_equal))),
+    _spec("auc_j", "AUC-J", ("aucj", "auc-j", "aucjudd", "auc_judd"), ("fix",), True, True,
+          lambda S, G, F, O, pmask, gen: _auc_judd(S, pmask, True, gen)),
+    _spec("sim", "SIM", ("similarity",), ("dens",), False, True,
+          lambda S, G, F, O, pmask, gen: _sim(S, G)),
+    _spec("sauc", "sAUC", ("s-auc", "aucshuffled", "auc_shuffled", "shuffled_auc"), ("fix", "other"), True, True,
+          lambda S, G, F, O, pmask, gen: _auc_shuffled(S, pmask, O, 100, 0.1, None, gen)),
+    _spec("kld", "KLD", ("kl", "kldiv"), ("dens",), False, False,
+          lambda S, G, F, O, pmask, gen: _kld(S, G)),
+    _spec("auc_b", "AUC-B", ("aucb", "auc-b", "aucborji", "auc_borji"), ("fix",), True, False,
+          lambda S, G, F, O, pmask, gen: _auc_borji(S, pmask, 100, 0.1, None, gen)),
+    _spec("auc_j_nojitter", "AUC-J (no jitter)", ("aucjnojitter",), ("fix",), False, False,
+          lambda S, G, F, O, pmask, gen: _auc_judd(S, pmask, False, None)),
+])
+
+#: The papers' metrics, in the papers' column order (CC, NSS, AUC-J, SIM, sAUC).
+PAPER_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.paper)
+
+#: Report label of each metric, ``{name: label}`` (from :data:`METRICS`).
+METRIC_LABELS: dict[str, str] = {n: m.label for n, m in METRICS.items()}
+
+#: Names accepted by :func:`compute_metrics`, with the inputs each one needs (from :data:`METRICS`).
+METRIC_NAMES: dict[str, tuple[str, ...]] = {n: m.inputs for n, m in METRICS.items()}
+
+_ALIASES: dict[str, str] = {a: n for n, m in METRICS.items() for a in (n, *m.aliases)}
+
+
+def metric_label(name: str) -> str:
+    """Report label of metric ``name`` (``"auc_j"`` -> ``"AUC-J"``); an unknown name is returned as is."""
+    m = METRICS.get(name)
+    return m.label if m is not None else name
+
+
+def needs_input(names: Iterable[str], inp: str) -> bool:
+    """True when any metric of ``names`` needs map ``inp`` (``"dens"``, ``"fix"`` or ``"other"``),
+    e.g. whether the other-fixations map of sAUC must be built."""
+    return any(inp in METRICS[n].inputs for n in names)
+
+
+def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Metric names from ``"cc,nss,auc_j,sim,sauc"`` (or a list), normalised and de-duplicated.
+
+    Accepted (case-insensitive, surrounding blanks ignored): each name of :data:`METRICS` and
+    its aliases (``sim``/``similarity``, ``auc_j``/``auc-j``/``auc_judd``, ``sauc``/
+    ``auc_shuffled``, ``kld``/``kl``, ``auc_b``/``auc_borji``, ...).  Returned as
+    :func:`compute_metrics` names, in the given order.
+
+    Raises:
+        ValueError: empty list or an unknown name (the message lists the accepted ones).
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for it in items:
+        k = it.strip().lower()
+        if not k:
+            continue
+        if k not in _ALIASES:
+            raise ValueError(f"unknown metric {it.strip()!r}; use any of {', '.join(METRICS)}")
+        name = _ALIASES[k]
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError("no metric given")
+    return tuple(out)
 
 
 def compute_metrics(
@@ -932,7 +1031,7 @@ def compute_metrics(
     fix=None,
     dens=None,
     other=None,
-    names: Iterable[str] = ("cc", "nss", "auc_j", "sim", "sauc"),
+    names: Iterable[str] = PAPER_METRICS,
     rng=None,
 ) -> dict:
     """Compute several metrics of one frame at once, sharing the per-map work.
@@ -949,8 +1048,8 @@ def compute_metrics(
         Binary fixation map, continuous density and other-fixations map; each is required
         only by the metrics that use it (see ``METRIC_NAMES``).
     names : iterable of str
-        Any of ``cc, nss, sim, kld, auc_j`` (jitter on), ``auc_j_nojitter``, ``auc_b``
-        (AUC-Borji) and ``sauc`` (shuffled AUC); default: the five STAViS metrics.
+        Names of :data:`METRICS`: ``cc, nss, sim, kld, auc_j`` (jitter on), ``auc_j_nojitter``,
+        ``auc_b`` (AUC-Borji) and ``sauc`` (shuffled AUC); default: the five STAViS metrics.
         ``auc_b`` and ``sauc`` use 100 splits and step 0.1.
     rng : numpy.random.Generator or int, optional
         One generator, consumed by the random metrics in the order of ``names`` (the
@@ -989,25 +1088,7 @@ def compute_metrics(
     if "other" in needed:
         O = _as_fix(other, "other")
         _same_shape(O, "other", S.a, "sal")
-    gen = _get_rng(rng) if any(nm in ("auc_j", "auc_b", "sauc") for nm in names) else None
+    gen = _get_rng(rng) if any(METRICS[nm].random for nm in names) else None
 
     pmask = _mask("mask.pos", F, np.greater) if F is not None else None
-    out = {}
-    for nm in names:
-        if nm == "cc":
-            out[nm] = _cc(S, G)
-        elif nm == "nss":
-            out[nm] = _nss(S, _mask("mask.nz", F, np.not_equal))
-        elif nm == "sim":
-            out[nm] = _sim(S, G)
-        elif nm == "kld":
-            out[nm] = _kld(S, G)
-        elif nm == "auc_j":
-            out[nm] = _auc_judd(S, pmask, True, gen)
-        elif nm == "auc_j_nojitter":
-            out[nm] = _auc_judd(S, pmask, False, None)
-        elif nm == "auc_b":
-            out[nm] = _auc_borji(S, pmask, 100, 0.1, None, gen)
-        elif nm == "sauc":
-            out[nm] = _auc_shuffled(S, pmask, O, 100, 0.1, None, gen)
-    return out
+    return {nm: METRICS[nm].fn(S, G, F, O, pmask, gen) for nm in names}

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 from avsal.errors import InputError, OutputError
-from avsal.evaluate.protocol import (FRAME_MODES, METRIC_LABELS, PAPER_METRICS, PROTOCOLS, STAVIS_FIRST_FRAME,
-                                     ProtocolConfig, VideoJob, VideoResult, aggregate, evaluate_video,
-                                     parse_metrics)
+from avsal.metrics import METRICS, PAPER_METRICS, metric_label, parse_metrics
+from avsal.evaluate.protocol import (FRAME_MODES, PROTOCOLS, STAVIS_FIRST_FRAME, ProtocolConfig, VideoJob,
+                                     VideoResult, aggregate, evaluate_video)
 from avsal.evaluate.readers import (PredictionSpec, StavisLayout, check_pattern, find_prediction_dir,
                                     list_prediction_frames)
 from avsal.parallel import run_pool
@@ -98,8 +98,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--first-frame", type=int, default=STAVIS_FIRST_FRAME, metavar="K",
                    help=f"first frame scored with --frames stavis (default {STAVIS_FIRST_FRAME})")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated: cc,nss,auc_j,sim,sauc (default; with --gaze also kld), "
-                        "also kld, auc_b, auc_j_nojitter")
+                   help=f"comma-separated: {','.join(PAPER_METRICS)} (default; with --gaze also kld), "
+                        f"also {', '.join(m for m in METRICS if m not in PAPER_METRICS)}")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="videos scored in parallel (processes); 0 = one per CPU; results do not depend on N")
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -393,7 +393,7 @@ def _finish(args, out, results, scores, metrics, meta, title: str, t0: float, en
         return 2
 
     # ---- console summary
-    labels = "  ".join(f"{METRIC_LABELS.get(m, m)} {_num(scores.scores[m])}" for m in metrics)
+    labels = "  ".join(f"{metric_label(m)} {_num(scores.scores[m])}" for m in metrics)
     n_frames = summary["n_frames_scored"]
     print(f"{title}: {labels}")
     print(f"{scores.n_listed} {entries}, {n_frames} frames scored in {time.perf_counter() - t0:.1f} s; "
@@ -557,7 +557,7 @@ def run_gaze(args: argparse.Namespace) -> int:
     print(f"{name}: {summary['n_frames_scored']} frames scored, density sigma "
           f"{'dataset maps' if scores.sigma is None else f'{scores.sigma:.1f} px'}")
     for r, m in scores.means.items():
-        print(f"  {r:18s} " + "  ".join(f"{METRIC_LABELS.get(k, k)} {_num(v)}" for k, v in m.items()))
+        print(f"  {r:18s} " + "  ".join(f"{metric_label(k)} {_num(v)}" for k, v in m.items()))
     for note in scores.notes:
         print(f"  note: {note}")
     print(f"report: {os.path.join(out, 'summary.md')} ({time.perf_counter() - t0:.1f} s)")

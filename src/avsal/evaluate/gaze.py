@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from avsal import metrics as _metrics
 from avsal.errors import InputError
 
 __all__ = [
@@ -828,7 +829,7 @@ def load_dhf1k(folder: str | os.PathLike) -> FrameMaps:
 # --------------------------------------------------------------------------------------
 
 #: Metrics scored by default (all of :mod:`avsal.metrics` the STAViS tables use, plus KLD).
-GAZE_METRICS = ("cc", "nss", "auc_j", "sim", "sauc", "kld")
+GAZE_METRICS = (*_metrics.PAPER_METRICS, "kld")
 
 #: Report rows, in order.  ``model``/``centre``: against all viewers' fixations (the usual
 #: benchmark number); ``*_per_viewer`` and ``inter_observer``: against each viewer alone
@@ -870,9 +871,7 @@ class GazeScoreConfig:
     frame_step: int = 1
 
     def __post_init__(self):
-        from avsal.evaluate.protocol import parse_metrics
-
-        object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        object.__setattr__(self, "metrics", _metrics.parse_metrics(self.metrics))
         if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be positive, got {self.sigma!r}")
         if int(self.frame_step) != self.frame_step or self.frame_step < 1:
@@ -977,7 +976,7 @@ def score_against_gaze(pred_maps: Mapping[int, "np.ndarray | str | os.PathLike"]
         cand = [k for k in cand if k in pred_maps]
     pcfg = ProtocolConfig(protocol=cfg.protocol, metrics=names)
     centre = centre_gaussian(hw, cfg.centre_sigma)
-    union = fixations.union() if "sauc" in names else None
+    union = fixations.union() if _metrics.needs_input(names, "other") else None
     refs = [r for r in REFERENCES if pred_maps is not None or not r.startswith("model")]
     if not per_viewer:
         refs = [r for r in refs if r in ("model", "centre")]
@@ -1063,7 +1062,6 @@ def write_gaze_report(out_dir: str | os.PathLike, scores: GazeScores, meta: dict
     Raises:
         OutputError: the folder is not writable.
     """
-    from avsal.evaluate.protocol import METRIC_LABELS
     from avsal.evaluate.report import atomic_path, write_csv, write_json
 
     out = Path(out_dir)
@@ -1086,7 +1084,7 @@ def write_gaze_report(out_dir: str | os.PathLike, scores: GazeScores, meta: dict
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
     lines = [f"# Gaze evaluation: {scores.name}", ""]
-    lines.append("| reference | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |")
+    lines.append("| reference | " + " | ".join(_metrics.metric_label(m) for m in metrics) + " |")
     lines.append("|---|" + "---|" * len(metrics))
     for r in refs:
         lines.append(f"| {r} | " + " | ".join(cell(scores.means[r][m]) for m in metrics) + " |")

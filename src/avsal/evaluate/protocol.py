@@ -80,62 +80,17 @@ STAVIS_FIRST_FRAME = 9
 #: Gaussian sigma (pixels, at prediction resolution) of STAViS's ``postprocessMap(I_pred, 2)``.
 STAVIS_BLUR_SIGMA = 2.0
 
-#: The papers' metrics, in the papers' column order (CC, NSS, AUC-J, SIM, sAUC).
-PAPER_METRICS = ("cc", "nss", "auc_j", "sim", "sauc")
-
-#: Column labels of the report, by :func:`avsal.metrics.compute_metrics` name.
-METRIC_LABELS = {
-    "cc": "CC",
-    "nss": "NSS",
-    "auc_j": "AUC-J",
-    "sim": "SIM",
-    "sauc": "sAUC",
-    "kld": "KLD",
-    "auc_b": "AUC-B",
-    "auc_j_nojitter": "AUC-J (no jitter)",
-}
-
-_METRIC_ALIASES = {
-    "cc": "cc", "nss": "nss", "sim": "sim", "similarity": "sim",
-    "aucj": "auc_j", "auc_j": "auc_j", "auc-j": "auc_j", "aucjudd": "auc_j", "auc_judd": "auc_j",
-    "sauc": "sauc", "s-auc": "sauc", "aucshuffled": "sauc", "auc_shuffled": "sauc", "shuffled_auc": "sauc",
-    "kld": "kld", "kl": "kld", "kldiv": "kld",
-    "aucb": "auc_b", "auc_b": "auc_b", "auc-b": "auc_b", "aucborji": "auc_b", "auc_borji": "auc_b",
-    "auc_j_nojitter": "auc_j_nojitter", "aucjnojitter": "auc_j_nojitter",
-}
+# The metric names, labels and aliases are owned by the table ``avsal.metrics.METRICS``;
+# these names are re-exported here for the evaluation code and its callers.
+PAPER_METRICS = _metrics.PAPER_METRICS
+METRIC_LABELS = _metrics.METRIC_LABELS
+parse_metrics = _metrics.parse_metrics
 
 #: Protocol names accepted by :class:`ProtocolConfig`.
 PROTOCOLS = ("stavis", "vinet")
 
 #: Frame-selection modes (see :func:`select_frames`).
 FRAME_MODES = ("stavis", "all")
-
-
-def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Metric names from ``"cc,nss,auc_j,sim,sauc"`` (or a list), normalised and de-duplicated.
-
-    Accepted (case-insensitive): ``cc``, ``nss``, ``sim``/``similarity``, ``auc_j``/``auc-j``/
-    ``auc_judd``, ``sauc``/``auc_shuffled``, ``kld``, ``auc_b``/``auc_borji``, ``auc_j_nojitter``.
-    Returned as :func:`avsal.metrics.compute_metrics` names, in the given order.
-
-    Raises:
-        ValueError: empty list or an unknown name (the message lists the accepted ones).
-    """
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = []
-    for it in items:
-        k = it.strip().lower()
-        if not k:
-            continue
-        if k not in _METRIC_ALIASES:
-            raise ValueError(f"unknown metric {it.strip()!r}; use any of cc, nss, auc_j, sim, sauc, kld, auc_b, "
-                             "auc_j_nojitter")
-        name = _METRIC_ALIASES[k]
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise ValueError("no metric given")
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -732,7 +687,7 @@ def evaluate_video(job: VideoJob) -> VideoResult:
             dens = gt.density(k)
             fix = gt.fixations(k)
             S = prepare_prediction(read_prediction(files[k]), gt.shape, cfg)
-            other = other_map(gt.union, fix) if "sauc" in names else None
+            other = other_map(gt.union, fix) if _metrics.needs_input(names, "other") else None
             out = _metrics.compute_metrics(S, fix=fix, dens=dens, other=other, names=names, rng=gen)
             for m in names:
                 vals[m].append(out[m])
@@ -812,7 +767,7 @@ def aggregate(results: list[VideoResult], metrics: tuple[str, ...], aggregation:
         else:
             for m in metrics:
                 if np.isnan(r.means.get(m, np.nan)):
-                    excluded.append((r.split, r.video, f"{METRIC_LABELS.get(m, m)}: no frame with a value"))
+                    excluded.append((r.split, r.video, f"{_metrics.metric_label(m)}: no frame with a value"))
     splits = sorted({r.split for r in results})
     per_split: dict[int, dict[str, float]] = {}
     for s in splits:

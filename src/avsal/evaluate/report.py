@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from avsal.errors import OutputError
-from avsal.evaluate.protocol import METRIC_LABELS, DatasetScores, VideoResult
+from avsal.evaluate.protocol import DatasetScores, VideoResult
 from avsal.io.write import atomic_file
+from avsal.metrics import metric_label
 
 __all__ = [
     "atomic_path",
@@ -132,7 +133,7 @@ def summary_markdown(summary: dict) -> str:
     ``summary`` is the dict written to ``summary.json`` (see :func:`write_report`).
     """
     ms = summary["metrics"]
-    labels = [METRIC_LABELS.get(m, m) for m in ms]
+    labels = [metric_label(m) for m in ms]
     agg = summary["aggregation"]
     lines = [f"# avsal evaluate: {summary['dataset']} ({summary['config']['protocol']} protocol)", ""]
     lines.append("| split | videos | " + " | ".join(labels) + " |")
@@ -160,7 +161,7 @@ def summary_markdown(summary: dict) -> str:
         lines += ["", "## Problems", ""]
         if not summary["complete"]:
             lines.append("- **Partial result**: not every listed video entered every score "
-                         f"(videos per metric: {', '.join(f'{METRIC_LABELS.get(m, m)} {n}' for m, n in summary['n_videos'].items())}"
+                         f"(videos per metric: {', '.join(f'{metric_label(m)} {n}' for m, n in summary['n_videos'].items())}"
                          f" of {summary['n_listed']}).")
         for f in problems["failed"]:
             lines.append(f"- split {f['split']}, {f['video']}: failed: {f['error']}")
@@ -219,7 +220,7 @@ def plot_per_video(path: str | os.PathLike, results: list[VideoResult], metrics:
             ax.set_yticks(np.arange(1, n + 1))
             ax.set_yticklabels(labels if i == 0 else [""] * n, fontsize=7)
             ax.invert_yaxis()
-        ax.set_title(METRIC_LABELS.get(m, m), fontsize=10)
+        ax.set_title(metric_label(m), fontsize=10)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("per-frame values per video (box: quartiles, whiskers 1.5 IQR; dot: video mean)", fontsize=9)
@@ -296,7 +297,7 @@ def write_report(out_dir: str | os.PathLike, results: list[VideoResult], scores:
         summary = {
             **meta,
             "metrics": list(metrics),
-            "labels": {m: METRIC_LABELS.get(m, m) for m in metrics},
+            "labels": {m: metric_label(m) for m in metrics},
             "aggregation": scores.aggregation,
             "scores": scores.scores,
             "per_split": {s: v for s, v in scores.per_split.items()},
