@@ -120,7 +120,7 @@ def write_audio_relevance(root: str | os.PathLike, weights: str, tiny: bool | No
     import torch
     from tqdm.auto import tqdm
 
-    from avsal.data.prepare import read_manifest
+    from avsal.data.layout import read_manifest
     from avsal.io.audio import read_features_h5
 
     root = os.fspath(root)
