@@ -238,6 +238,7 @@ def check_clip_lengths(prepared: str, cfg: PipelineConfig) -> None:
         InputError: no training clip has enough consecutive seconds (the message says what to change).
     """
     from avsal.data.datasets import read_manifest
+    from avsal.data.layout import MANIFEST_NAME
     from avsal.errors import InputError
 
     seconds: dict[str, list[int]] = {}
@@ -256,7 +257,7 @@ def check_clip_lengths(prepared: str, cfg: PipelineConfig) -> None:
     runs = {c: longest(v) for c, v in seconds.items()}
     short = sorted(c for c, n in runs.items() if n < need)
     if runs and len(short) == len(runs):
-        raise InputError(os.path.join(prepared, "manifest.csv"),
+        raise InputError(os.path.join(prepared, MANIFEST_NAME),
                          f"no training clip has the {need} consecutive seconds `pipeline weak` needs (pseudo-GTs "
                          f"for a second and both neighbours, to train STA; finalize.window={cfg.finalize.window}, frames={cfg.finalize.frames!r}); the "
                          f"longest has {max(runs.values())} s. Use longer clips, or a smaller odd finalize.window "
@@ -283,6 +284,7 @@ def run_weak(cfg: "PipelineConfig | dict") -> dict:
         InputError / ValueError: from the stages, naming the bad file or option.
     """
     cfg = check_config(asdict(cfg) if isinstance(cfg, PipelineConfig) else cfg)
+    from avsal.data.layout import PSEUDO_GT_NAME
     from avsal.data.prepare import prepare_ave, prepare_folder
     from avsal.pseudo_gt.pipeline import crop_stage, finalize_stage
     from avsal.train.cams import compute_cams
@@ -364,7 +366,7 @@ def run_weak(cfg: "PipelineConfig | dict") -> dict:
         for b in cfg.branches:
             cams(os.path.join(w, "runs", f"{stage}_{b}"), data, os.path.join(w, "cams", f"{stage}_{b}"))
     _log("7/8 finalize pseudo-GT")
-    if not os.path.exists(os.path.join(paths["pseudo_gt"], "pseudo_gt.csv")):
+    if not os.path.exists(os.path.join(paths["pseudo_gt"], PSEUDO_GT_NAME)):
         main_only(finalize_stage, paths["crops"], {b: os.path.join(w, "cams", f"fine_{b}") for b in cfg.branches},
                        paths["pseudo_gt"], progress=cfg.progress, **asdict(cfg.finalize))
     _log("8/8 STA")

@@ -13,7 +13,6 @@ DataLoader workers or processes. ST triplets share one random crop/jitter unless
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from avsal.data import layout
 from avsal.data.transforms import TrainTransform, resize_square
 from avsal.errors import InputError
 from avsal.io.image import read_gray, read_rgb
@@ -43,17 +43,14 @@ class Sample:
 def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[Sample]:
     """Rows of ``ROOT/manifest.csv`` (optionally of one split) with absolute paths, sorted by clip then second.
 
-    Raises:
-        InputError: no manifest, or one with other columns or malformed rows.
-    """
-    from avsal.data.prepare import read_manifest as read_rows
+    The file is read and checked by :func:`avsal.data.layout.read_manifest`.
 
+    Raises:
+        InputError: no manifest, a missing column or a malformed row (file, line and column named).
+    """
     root = os.fspath(root)
-    path = os.path.join(root, "manifest.csv")
-    if not os.path.isfile(path):
-        raise InputError(path, "no manifest.csv: is this a prepared root (`avsal prepare`)?")
     out = [Sample(r.clip, r.second, os.path.join(root, r.frame), os.path.join(root, r.audio), r.class_id, r.split)
-           for r in read_rows(root) if split is None or r.split == split]
+           for r in layout.read_manifest(root) if split is None or r.split == split]
     return sorted(out, key=lambda s: (s.clip, s.second))
 
 
@@ -161,13 +158,15 @@ class TripletDataset(_Base):
 
 
 def read_pseudo_gt(folder: str | os.PathLike) -> dict[tuple[str, int], str]:
-    """``PGT/pseudo_gt.csv`` → {(clip, second): absolute PNG path}."""
+    """``PGT/pseudo_gt.csv`` → {(clip, second): absolute PNG path}.
+
+    The file is read and checked by :func:`avsal.data.layout.read_pseudo_gt_csv`.
+
+    Raises:
+        InputError: no ``pseudo_gt.csv``, a missing column or a malformed row (file, line and column named).
+    """
     folder = os.fspath(folder)
-    path = os.path.join(folder, "pseudo_gt.csv")
-    if not os.path.isfile(path):
-        raise InputError(path, "no pseudo_gt.csv: is this a pseudo-GT folder (`avsal pseudo-gt finalize`)?")
-    with open(path, newline="") as f:
-        return {(r["clip"], int(r["second"])): os.path.join(folder, r["path"]) for r in csv.DictReader(f)}
+    return {(r.clip, r.second): os.path.join(folder, r.path) for r in layout.read_pseudo_gt_csv(folder)}
 
 
 class STADataset(Dataset):

@@ -55,6 +55,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from avsal.data.layout import MANIFEST_COLUMNS, ManifestRow, read_manifest, write_manifest
 from avsal.errors import InputError, OutputError
 from avsal.io.image import JPEG_QUALITY, encode_jpeg  # noqa: F401 (part of this module's API)
 from avsal.io.video import VIDEO_EXTENSIONS
@@ -71,8 +72,6 @@ SAMPLE_RATE = 16000
 #: Seconds of audio that may be missing at the end of the last second (zero-padded), e.g. a 9.95-s track
 #: for a clip annotated up to 10 s. Also the slack on the video length in folder mode.
 AUDIO_TAIL_TOLERANCE = 0.1
-#: Columns of ``manifest.csv``, in order.
-MANIFEST_COLUMNS = ("clip", "second", "frame", "audio", "class_id", "class_name", "split")
 #: Split names and the AVE file that lists each split.
 SPLIT_FILES = (("train", "trainSet.txt"), ("val", "valSet.txt"), ("test", "testSet.txt"))
 #: Name of the per-clip completeness marker inside ``frames/<clip>/``.
@@ -359,22 +358,6 @@ def find_video(videos_dir: str | os.PathLike, video_id: str) -> str | None:
 # ----------------------------------------------------------------------------------------------------
 # One clip
 # ----------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ManifestRow:
-    """One row of ``manifest.csv``: one (clip, second). Paths are relative to the prepared root."""
-
-    clip: str
-    second: int
-    frame: str
-    audio: str
-    class_id: int
-    class_name: str = ""
-    split: str = ""
-
-    def as_list(self) -> list:
-        return [self.clip, self.second, self.frame, self.audio, self.class_id, self.class_name, self.split]
-
 
 @dataclass(frozen=True)
 class ClipFailure:
@@ -748,15 +731,6 @@ class PrepareResult:
         return sorted({r.clip for r in self.rows})
 
 
-def _write_manifest(path: str, rows: list[ManifestRow]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MANIFEST_COLUMNS)
-    for r in rows:
-        w.writerow(r.as_list())
-    write_text_atomic(path, buf.getvalue())
-
-
 def _write_failures(path: str, failures: list[ClipFailure]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -764,24 +738,6 @@ def _write_failures(path: str, failures: list[ClipFailure]) -> None:
     for f in sorted(failures, key=lambda f: f.clip):
         w.writerow((f.clip, f.reason))
     write_text_atomic(path, buf.getvalue())
-
-
-def read_manifest(root: str | os.PathLike) -> list[ManifestRow]:
-    """Read ``<root>/manifest.csv`` back into :class:`ManifestRow` objects.
-
-    Raises:
-        InputError: missing file or columns other than :data:`MANIFEST_COLUMNS`.
-    """
-    path = os.path.join(os.fspath(root), "manifest.csv")
-    text = _read_text(path, "manifest")
-    reader = csv.reader(io.StringIO(text))
-    header = tuple(next(reader, ()))
-    if header != MANIFEST_COLUMNS:
-        raise InputError(path, f"columns must be {','.join(MANIFEST_COLUMNS)}, got {','.join(header)}")
-    try:
-        return [ManifestRow(c, int(s), fr, au, int(ci), cn, sp) for c, s, fr, au, ci, cn, sp in reader]
-    except ValueError as e:
-        raise InputError(path, f"malformed row ({e})") from None
 
 
 def _resolve_jobs(jobs: int) -> int:
@@ -822,7 +778,7 @@ def _run_batch(mode: str, arguments: dict, jobs: list[_ClipJob], pre_failures: l
     complete.update(done)
     failures = pre_failures + failures
     rows = sorted((r for rs in complete.values() for r in rs), key=lambda r: (r.clip, r.second))
-    _write_manifest(os.path.join(out_root, "manifest.csv"), rows)
+    write_manifest(out_root, rows)
     _write_failures(os.path.join(out_root, "failures.csv"), failures)
     write_json_atomic(os.path.join(out_root, "classes.json"), list(classes), ensure_ascii=False)
     elapsed = time.perf_counter() - t_start

@@ -120,13 +120,13 @@ def write_audio_relevance(root: str | os.PathLike, weights: str, tiny: bool | No
     import torch
     from tqdm.auto import tqdm
 
-    from avsal.data.prepare import read_manifest
+    from avsal.data.layout import MANIFEST_NAME, read_manifest
     from avsal.io.audio import read_features_h5
 
     root = os.fspath(root)
     rows = read_manifest(root)
     if not rows:
-        raise InputError(os.path.join(root, "manifest.csv"), "lists no seconds")
+        raise InputError(os.path.join(root, MANIFEST_NAME), "lists no seconds")
     net = load_vggsound_classifier(weights, tiny).to(device)
     names = vggsound_classes()
     table = ave_keywords()

@@ -20,13 +20,14 @@ import json
 import os
 import shutil
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from avsal.data.layout import ManifestRow, PseudoGtRow, read_manifest, write_manifest, write_pseudo_gt_csv
 from avsal.errors import InputError, OutputError
 from avsal.io.image import JPEG_QUALITY, encode_jpeg
 from avsal.io.write import atomic_file, write_bytes_atomic, write_json_atomic
@@ -36,7 +37,6 @@ from avsal.pseudo_gt.fusion import (Box, adaptive_box, as_float_map, average_box
 __all__ = ["CamEntry", "read_cam_index", "read_boxes", "load_cam", "load_frame", "resize_rgb", "crop_stage",
            "finalize_stage", "CROP_CONFIG", "PGT_CONFIG"]
 
-MANIFEST_COLUMNS = ["clip", "second", "frame", "audio", "class_id", "class_name", "split"]
 CAM_COLUMNS = ["clip", "second", "prob", "cam"]
 BOX_COLUMNS = ["clip", "second", "row0", "row1", "col0", "col1"]
 CROP_CONFIG = "crop_config.json"
@@ -356,7 +356,7 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
     if not os.path.isdir(data_root):
         raise InputError(data_root, "prepared root not found")
     manifest_path = os.path.join(data_root, "manifest.csv")
-    manifest = _read_csv(manifest_path, MANIFEST_COLUMNS)
+    manifest = read_manifest(data_root)
     classes_path = os.path.join(data_root, "classes.json")
     classes = _read_json(classes_path)
     prep_cfg_path = os.path.join(data_root, "prepare_config.json")
@@ -367,16 +367,11 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
     # frames of the manifest that have CAMs, grouped by clip (manifest order)
     by_clip: "OrderedDict[str, list[tuple[int, dict, dict[str, CamEntry]]]]" = OrderedDict()
     skipped: list[tuple[str, int, str]] = []
-    seen = set()
-    for i, r in enumerate(manifest, start=2):
-        clip = _check_clip((r["clip"] or "").strip(), manifest_path, i)
-        sec = _second(r["second"], manifest_path, i)
-        if split is not None and (r.get("split") or "").strip() != split:
+    for r in manifest:
+        clip, sec = r.clip, r.second
+        if split is not None and r.split != split:
             continue
         key = (clip, sec)
-        if key in seen:
-            raise InputError(manifest_path, f"line {i}: clip {clip} second {sec} is listed twice")
-        seen.add(key)
         if not any(key in idx for idx in indexes.values()):
             continue
         present = _branches_for(key, indexes, require_all)
@@ -404,7 +399,7 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
     write_json_atomic(os.path.join(out_root, CROP_CONFIG), config)
     write_json_atomic(os.path.join(out_root, "classes.json"), classes)
 
-    out_manifest: list[list] = []
+    out_manifest: list[ManifestRow] = []
     out_boxes: list[list] = []
     reused = 0
     bar = tqdm(total=n_frames, desc="crop", unit="frame", disable=not progress)
@@ -434,13 +429,13 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                 rel_frame = f"frames/{clip}/{sec:02d}.jpg"
                 dst = os.path.join(out_root, rel_frame)
                 if overwrite or not os.path.isfile(dst):
-                    src = os.path.join(data_root, (r["frame"] or "").strip())
+                    src = os.path.join(data_root, r.frame)
                     rgb = resize_rgb(load_frame(src), (grid, grid), resize)
                     crop = resize_rgb(rgb[r0:r1 + 1, c0:c1 + 1], (grid, grid), resize)
                     write_bytes_atomic(dst, encode_jpeg(crop, path=dst))
                 else:
                     reused += 1
-                rel_audio = (r["audio"] or "").strip()
+                rel_audio = r.audio
                 if rel_audio:
                     src_audio = os.path.join(data_root, rel_audio)
                     if not os.path.isfile(src_audio):
@@ -452,15 +447,12 @@ def crop_stage(data_root: str | os.PathLike, cams: Mapping[str, str | os.PathLik
                         dst_audio = os.path.join(out_root, rel_audio)
                         if overwrite or not os.path.isfile(dst_audio):
                             _place_audio(src_audio, dst_audio, audio)
-                row = dict(r)
-                row["frame"] = rel_frame
-                row["audio"] = rel_audio.replace(os.sep, "/")
-                out_manifest.append([row.get(c, "") for c in MANIFEST_COLUMNS])
+                out_manifest.append(replace(r, frame=rel_frame, audio=rel_audio.replace(os.sep, "/")))
                 out_boxes.append([clip, sec, r0, r1, c0, c1])
     finally:
         bar.close()
 
-    _write_csv(os.path.join(out_root, "manifest.csv"), MANIFEST_COLUMNS, out_manifest)
+    write_manifest(out_root, out_manifest)
     _write_csv(os.path.join(out_root, "boxes.csv"), BOX_COLUMNS, out_boxes)
     _write_csv(os.path.join(out_root, "failures.csv"), ["clip", "reason"], [])
     _write_csv(os.path.join(out_root, "skipped.csv"), ["clip", "second", "reason"], skipped)
@@ -598,7 +590,7 @@ def finalize_stage(crops_root: str | os.PathLike, cams: Mapping[str, str | os.Pa
     config = {"stage": "pseudo-gt finalize", "avsal_version": _version(), **identity, "complete": False}
     write_json_atomic(os.path.join(out_root, PGT_CONFIG), config)
 
-    rows: list[list] = []
+    rows: list[PseudoGtRow] = []
     reused = 0
     bar = tqdm(total=n_frames, desc="finalize", unit="frame", disable=not progress)
     try:
@@ -639,11 +631,11 @@ def finalize_stage(crops_root: str | os.PathLike, cams: Mapping[str, str | os.Pa
                     write_bytes_atomic(dst, _encode_png(m, dst))
                 else:
                     reused += 1
-                rows.append([clip, sec, rel])
+                rows.append(PseudoGtRow(clip, sec, rel))
     finally:
         bar.close()
 
-    _write_csv(os.path.join(out_root, "pseudo_gt.csv"), ["clip", "second", "path"], rows)
+    write_pseudo_gt_csv(out_root, rows)
     _write_csv(os.path.join(out_root, "skipped.csv"), ["clip", "second", "reason"], skipped)
     counts = {"boxes": len(boxes), "fused": n_frames, "written": len(rows), "reused": reused,
               "skipped": len(skipped)}
