@@ -195,6 +195,24 @@ def run_jobs(jobs: list[VideoJob], n_jobs: int = 1, progress: bool = True, log=N
     return results  # type: ignore[return-value]
 
 
+
+def _protocol_options(args) -> "tuple[list[str], ProtocolConfig, int]":
+    """``(metrics, protocol config, worker count)`` from the options both dataset layouts share.
+
+    Raises:
+        ValueError: a bad metric list, pattern, ``--first-index`` or ``--jobs`` (the message names it).
+    """
+    metrics = parse_metrics(args.metrics)
+    config = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
+                            uint8=args.uint8, metrics=metrics)
+    if args.pattern is not None:
+        check_pattern(args.pattern)
+    if args.first_index < 0:
+        raise ValueError(f"--first-index must be >= 0, got {args.first_index}")
+    if args.jobs < 0:
+        raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
+    return metrics, config, args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+
 def run(args: argparse.Namespace) -> int:
     """Run ``avsal evaluate`` from parsed arguments (see :func:`add_parser`).
 
@@ -222,16 +240,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", False)
     # ---- arguments and inputs that make the whole run impossible: exit 2
     try:
-        metrics = parse_metrics(args.metrics)
-        config = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
-                                uint8=args.uint8, metrics=metrics)
-        if args.pattern is not None:
-            check_pattern(args.pattern)
-        if args.first_index < 0:
-            raise ValueError(f"--first-index must be >= 0, got {args.first_index}")
-        n_jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-        if args.jobs < 0:
-            raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
+        metrics, config, n_jobs = _protocol_options(args)
     except ValueError as e:
         _err(str(e))
         return 2
@@ -328,16 +337,7 @@ def run_dhf1k(args: argparse.Namespace) -> int:
         args.metrics = ",".join(PAPER_METRICS)
     t0 = time.perf_counter()
     try:
-        metrics = parse_metrics(args.metrics)
-        config = ProtocolConfig(protocol=args.protocol, frames=args.frames, first_frame=args.first_frame,
-                                uint8=args.uint8, metrics=metrics)
-        if args.pattern is not None:
-            check_pattern(args.pattern)
-        if args.first_index < 0:
-            raise ValueError(f"--first-index must be >= 0, got {args.first_index}")
-        if args.jobs < 0:
-            raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
-        n_jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+        metrics, config, n_jobs = _protocol_options(args)
     except ValueError as e:
         _err(str(e))
         return 2
