@@ -310,6 +310,14 @@ def select_shard(paths: list[str], shard: tuple[int, int] | None, rank: int = 0,
     ``--shard K/N`` (job arrays) and the ``torchrun`` ranks compose: shard K of N is split again over
     ``world`` ranks, so N jobs × W ranks cover every input exactly once. The order of ``paths`` is the
     order given (folders expanded sorted), identical in every process.
+
+    Args:
+        paths: every input, in the same order in every process.
+        shard: ``(K, N)`` from ``--shard K/N``, or ``None`` (one job).
+        rank, world: this process's rank and the number of processes (``torchrun``'s ``RANK``/``WORLD_SIZE``).
+
+    Returns:
+        The inputs this process predicts, in their original order.
     """
     k, n = shard or (0, 1)
     return paths[k * world + rank::n * world]

@@ -149,7 +149,18 @@ def convertible_models() -> list[str]:
 
 
 def target_shapes(model_name: str, config: dict | None = None) -> "dict[str, torch.Size]":
-    """Parameter and buffer shapes of the registered network ``model_name`` (built on the meta device)."""
+    """Parameter and buffer shapes of the registered network ``model_name`` (built on the meta device).
+
+    Args:
+        model_name: a registered name with :class:`ConversionRules`.
+        config: the network's config fields (e.g. ``{"tiny": True}``).
+
+    Returns:
+        ``{avsal key: torch.Size}`` of every parameter and buffer.
+
+    Raises:
+        CheckpointError: the name has no conversion rules, or its rules name no network.
+    """
     import torch
 
     name, rules = _rules_for(model_name)
