@@ -78,10 +78,24 @@ def main() -> int:
         print(f"{label:32s} {len(frames) / dt:8.2f} frames/s  ({dt:.2f} s for {len(frames)} maps)", flush=True)
         return maps
 
+    import avsal.models.stavis.predictor as sp
+
+    probs = {}  # bf16 flag -> the network's sigmoid output of the last run, before post-processing
+
     def ours(bf16=False):
         model = StavisVideoModel(net, StavisInferenceConfig(batch_size=args.batch_size, device=args.device,
                                                             bf16=bf16, fps=fps))
-        return lambda fr: np.stack([p.saliency for p in run_clips(model, fr, audio)])
+
+        def run(fr):
+            kept, real = [], sp.postprocess
+            sp.postprocess = lambda prob, *a, **k: (kept.append(prob), real(prob, *a, **k))[1]
+            try:
+                maps = np.stack([p.saliency for p in run_clips(model, fr, audio)])
+            finally:
+                sp.postprocess = real
+            probs[bf16] = np.concatenate(kept)
+            return maps
+        return run
 
     def upstream(pad):
         wav = audio.samples * np.float32(256)
@@ -116,6 +130,9 @@ def main() -> int:
     diffs["upstream_unpadded"] = float(np.abs(m - ref).max())
     m = timed("avsal bf16", ours(bf16=True))
     diffs["avsal_bf16"] = float(np.abs(m - ref).max())
+    # Random weights give a nearly constant output, which the normalisation stretches: compare the outputs too.
+    diffs["avsal_bf16_network_output"] = float(np.abs(probs[True] - probs[False]).max())
+    print(f"fp32 network output range {np.ptp(probs[False]):.1e} (random weights)")
     for k, v in diffs.items():
         print(f"max |Δ| of the maps vs avsal fp32, {k}: {v:.1e}")
     if args.json:

@@ -100,11 +100,14 @@ class StavisVideoModel:
         self._warned_silence = False
 
     # -- per frame -------------------------------------------------------------------------------
-    def encode(self, frames, audio=None) -> list[np.ndarray]:
-        """Preprocess frames once: float32 ``[3, 112, 112]`` each (:func:`preprocess.frame_tensor`)."""
+    def encode(self, frames, audio=None) -> list:
+        """Preprocess frames once: float32 ``[3, 112, 112]`` tensors (:func:`preprocess.frame_tensor`) on the
+        model's device, so that a frame shared by 16 clips crosses to the device once."""
+        import torch
+
         for f in frames:
             self._times[f.index] = f.time
-        return [pp.frame_tensor(f.rgb) for f in frames]
+        return [torch.from_numpy(pp.frame_tensor(f.rgb)).to(self.device) for f in frames]
 
     def _fps(self) -> float:
         if self.config.fps:
@@ -152,8 +155,7 @@ class StavisVideoModel:
         """N clips of 16 :class:`~avsal.models.base.ClipItem` → float32 ``[N, 112, 112]`` saliency in [0, 1]."""
         import torch
 
-        x = np.stack([np.stack([it.data for it in clip], axis=1) for clip in clips])  # [N, 3, T, 112, 112]
-        x = torch.from_numpy(x).to(self.device)
+        x = torch.stack([torch.stack([it.data for it in clip], dim=1) for clip in clips])  # [N, 3, T, 112, 112]
         a = None
         if self.net.audiovisual:
             a = torch.from_numpy(self._audio_batch(clips, audio)).to(self.device)

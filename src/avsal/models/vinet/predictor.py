@@ -113,8 +113,12 @@ class ViNetVideoModel:
         self.audio = AudioSpec(sample_rate=None, mix="mean") if self.uses_audio else None
 
     def encode(self, frames: list[Frame], audio: AudioTrack | None) -> list[torch.Tensor]:
-        """Per-frame network input: float32 ``[3, 224, 384]`` (CPU) per frame."""
-        return [preprocess(f.rgb) for f in frames]
+        """Per-frame network input: float32 ``[3, 224, 384]`` per frame, on the model's device.
+
+        Each frame is resized and sent to the device once; :meth:`decode` assembles the 32-frame clips
+        there (a frame is in 32 clips: copying clips from the host would move every frame 32 times).
+        """
+        return [preprocess(f.rgb).to(self.device) for f in frames]
 
     def audio_input(self, clips: list[list[ClipItem]], audio: AudioTrack | None) -> torch.Tensor:
         """AViNet's ``[N, 1, 70560, 1]`` audio for N clips (reversed for time-flipped clips)."""
@@ -136,10 +140,7 @@ class ViNetVideoModel:
         for c in clips:
             if len(c) != CLIP_LENGTH:
                 raise ValueError(f"{self.name} needs clips of {CLIP_LENGTH} frames, got {len(c)}")
-        x = torch.empty((len(clips), 3, CLIP_LENGTH, *INPUT_HW), dtype=torch.float32)
-        for n, c in enumerate(clips):
-            for t, it in enumerate(c):
-                x[n, :, t].copy_(it.data)
+        x = torch.stack([torch.stack([it.data for it in c], dim=1) for c in clips])  # [N, 3, T, h, w]
         a = self.audio_input(clips, audio) if self.uses_audio else None
         maps = self.predict_clips(x, a)
         hw = frame_hw or INPUT_HW
