@@ -73,6 +73,8 @@ __all__ = [
     "read_dhf1k_video",
     "read_dhf1k_root",
     "read_dhf1k_fixation",
+    "VideoGroundTruth",
+    "Dhf1kGroundTruth",
 ]
 
 
@@ -1075,3 +1077,117 @@ def read_dhf1k_fixation(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     a = read_mat_map(p, DHF1K_MAT_VARIABLE) if p.suffix.lower() == ".mat" else read_image_map(p)
     return (a > 0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------
+# the ground truth of one video, as the protocol reads it
+# --------------------------------------------------------------------------------------
+
+
+class VideoGroundTruth:
+    """The ground truth of one video in the STAViS layout, read lazily per frame.
+
+    On construction, ``fixMap_%05d.mat`` of every frame 1..nframes is read (needed for the
+    sAUC union, ``eval_*.m`` does the same) and kept sparse.
+
+    Args:
+        annotation_dir: ``annotations/<DB>/<video>``.
+        nframes: the fold list's frame count.
+
+    Raises:
+        InputError: the folder or a fixation map is missing or unreadable, or fixation maps
+            differ in size.
+    """
+
+    def __init__(self, annotation_dir: str | Path, nframes: int):
+        self.dir = Path(annotation_dir)
+        if not self.dir.is_dir():
+            raise InputError(self.dir, "annotation folder of this video not found")
+        self.nframes = int(nframes)
+        self.shape = None
+        self._fix = {}
+        self._binary = True  # every stored nonzero value is 1: fixations() can be uint8
+        acc = None
+        for k in range(1, self.nframes + 1):
+            p = self.fix_path(k)
+            if not p.exists():
+                raise InputError(p, f"fixation map missing (the fold list gives {self.nframes} frames)")
+            a = self._read_fix(p)
+            if self.shape is None:
+                self.shape = a.shape
+                acc = np.zeros(a.size)
+            elif a.shape != self.shape:
+                raise InputError(p, f"fixation map size {a.shape[0]}x{a.shape[1]} differs from frame 1's "
+                                    f"{self.shape[0]}x{self.shape[1]}")
+            flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+            idx = np.flatnonzero(flat)
+            vals = flat[idx]
+            self._binary = self._binary and bool(np.all(vals == 1.0))
+            self._fix[k] = (idx, vals)
+            acc[idx] += vals
+        self.union = (acc > 0).reshape(self.shape)  # createShuffmap1.m: sum(...) > 0
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        return read_mat_map(p, "eyeMap")
+
+    def fix_path(self, k: int) -> Path:
+        return self.dir / f"fixMap_{k:05d}.mat"
+
+    def eye_path(self, k: int) -> Path:
+        return self.dir / "maps" / f"eyeMap_{k:05d}.jpg"
+
+    def fixations(self, k: int) -> np.ndarray:
+        """``[H, W]`` fixation map of frame ``k``: uint8 0/1 when every map of the video is binary
+        (the usual case; the metrics only test ``> 0``, ``!= 0`` and ``== 1``), else float64
+        with the stored values."""
+        idx, vals = self._fix[k]
+        if self._binary:
+            f = np.zeros(self.shape[0] * self.shape[1], np.uint8)
+            f[idx] = 1
+        else:
+            f = np.zeros(self.shape[0] * self.shape[1])
+            f[idx] = vals
+        return f.reshape(self.shape)
+
+    def density(self, k: int) -> np.ndarray:
+        """float64 ``[H, W]`` density of frame ``k`` (``im2double`` of the JPEG).
+
+        Raises:
+            InputError: missing/unreadable file, or its size differs from the fixation maps'.
+        """
+        p = self.eye_path(k)
+        d = read_image_map(p)
+        if d.shape != self.shape:
+            raise InputError(p, f"density map size {d.shape[0]}x{d.shape[1]} differs from the fixation map "
+                                f"{self.fix_path(k).name} size {self.shape[0]}x{self.shape[1]}")
+        return d
+
+
+class Dhf1kGroundTruth(VideoGroundTruth):
+    """The ground truth of one DHF1K-layout video (DHF1K, Hollywood-2, UCF-Sports), read lazily per frame.
+
+    Density ``<video>/maps/NNNN.png`` (/255), fixations ``<video>/fixation/NNNN.png`` (nonzero =
+    fixated) or ``fixation/maps/NNNN.mat`` (variable ``I``), frames 1..N with N the map count
+    (:func:`read_dhf1k_video`).  Everything else, including the sAUC
+    union of the video's fixations, as :class:`VideoGroundTruth`.
+
+    Raises:
+        InputError: as :func:`read_dhf1k_video`, or a fixation map of
+            another size than frame 1's.
+    """
+
+    def __init__(self, video_dir: str | Path, nframes: int | None = None):
+        self.video = read_dhf1k_video(video_dir, ("maps", "fixation"))
+        n = self.video.nframes if nframes is None else int(nframes)
+        if n > self.video.nframes:
+            raise InputError(video_dir, f"{n} frames asked, the folder holds {self.video.nframes} maps")
+        super().__init__(video_dir, n)
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        return read_dhf1k_fixation(p)
+
+    def fix_path(self, k: int) -> Path:
+        return self.video.fixations[k - 1]
+
+    def eye_path(self, k: int) -> Path:
+        return self.video.maps[k - 1]
