@@ -19,7 +19,7 @@ Timed (median over repeats, or the minimum with ``--stat min``, ms):
   written to a temporary folder (eyeMap JPEGs, fixMap .mat files, pred_sal JPEGs), divided by the
   frames scored (3 runs): includes the file reading and the video's other-map union.
 
-Octave reference (spec ``evaluation-metrics.md`` section 7, Octave 7.3, 2-vCPU EPYC VM): the five
+Octave reference (``docs/evaluation.md`` §6, Octave 7.3, 2-vCPU EPYC VM): the five
 metrics cost 0.074 s per frame with 60 fixated pixels (AUC_Judd 0.031, AUC_shuffled 0.025, NSS 0.002,
 CC 0.009, SIM 0.007) and 0.293 s with 600 (AUC_Judd 0.245, ...), plus 0.013 s preprocessing
 (postprocessMap + imresize), excluding file reading.
@@ -57,7 +57,7 @@ from avsal.evaluate import protocol as P  # noqa: E402
 from avsal.evaluate import runner  # noqa: E402
 from avsal.evaluate.resize import resize_to  # noqa: E402
 
-#: Octave seconds per frame: five metrics (spec section 7) + 0.013 s preprocessing.
+#: Octave seconds per frame: five metrics (``docs/evaluation.md`` §6) + 0.013 s preprocessing.
 OCTAVE_S = {60: 0.031 + 0.025 + 0.002 + 0.009 + 0.007 + 0.013,
             600: 0.245 + 0.027 + 0.004 + 0.010 + 0.007 + 0.013}
 

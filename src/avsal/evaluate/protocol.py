@@ -1,32 +1,35 @@
-"""The STAViS evaluation protocol around the cvzoya metrics (and ViNet's variant).
+"""The pure steps of the STAViS evaluation protocol (and ViNet's variant), no file access.
 
-What a paper's table number is, step by step (spec ``evaluation-metrics.md`` section 1,
-STAViS ``eval_code/eval_<db>.m`` and ``compute_all_<db>.m``):
+What a paper's table number is, step by step (``docs/evaluation.md`` §1; STAViS
+``eval_code/eval_<db>.m`` and ``compute_all_<db>.m``), and which module owns each step:
 
-1. **Frames**: STAViS names the prediction of its i-th (0-based) 16-frame test window
-   ``pred_sal_{i+9:06d}.jpg`` (``test_sal.py``), so predictions exist for frames 9..nframes+7
-   and frames **9..nframes** are scored; frames 1..8 are never scored
+1. **Frames** (``docs/evaluation.md`` §1.2): STAViS names the prediction of its i-th (0-based)
+   16-frame test window ``pred_sal_{i+9:06d}.jpg`` (``test_sal.py``), so predictions exist for
+   frames 9..nframes+7 and frames **9..nframes** are scored; frames 1..8 are never scored
    (:func:`select_frames`, mode ``"stavis"``).  Mode ``"all"`` scores 1..nframes.
-2. **Prediction post-processing** (:func:`postprocess_map`, STAViS ``postprocessMap.m``):
+2. **Prediction post-processing** (§1.3; :func:`postprocess_map`, STAViS ``postprocessMap.m``):
    channel 1 of the prediction image / 255, x255, clip to [0, 255], rescale so the max is
    255, min-max to [0, 1] (``normalizeImage1.m``), 13x13 Gaussian with sigma 2 px and mirrored
    borders at prediction resolution; then MATLAB's bicubic ``imresize`` to the ground-truth
-   size (:func:`resize_to`).  ViNet's ``eval_diem.m`` skips the post-processing and only
-   resizes (``protocol="vinet"``).  Optionally the prediction first goes through STAViS's
-   uint8 quantisation (:func:`stavis_uint8`), for maps that were not saved as STAViS does.
-3. **Ground truth** per frame: density ``maps/eyeMap_%05d.jpg`` / 255, fixations
-   ``fixMap_%05d.mat:eyeMap``; the sAUC "other" map is the union of the same video's
-   fixation maps of **all** frames 1..nframes minus the current frame's fixated pixels
-   (:func:`other_map`, STAViS ``createShuffmap1.m``).
-4. **Metrics** CC, SIM, NSS, AUC-Judd, sAUC (cvzoya, :mod:`avsal.metrics`).
-5. **Aggregation**: per video and per metric, NaN frames are dropped, then the mean
+   size (:func:`avsal.evaluate.resize.resize_to`).  ViNet's ``eval_diem.m`` skips the
+   post-processing and only resizes (``protocol="vinet"``).  Optionally the prediction first goes
+   through STAViS's uint8 quantisation (:func:`stavis_uint8`), for maps that were not saved as
+   STAViS does.  :func:`prepare_prediction` chains these.
+3. **Ground truth** per frame (§1.1, §1.4): density ``maps/eyeMap_%05d.jpg`` / 255, fixations
+   ``fixMap_%05d.mat:eyeMap``, read by :class:`avsal.evaluate.readers.VideoGroundTruth`; the sAUC
+   "other" map is the union of the same video's fixation maps of **all** frames 1..nframes minus
+   the current frame's fixated pixels (:func:`other_map`, STAViS ``createShuffmap1.m``).
+4. **Metrics** CC, SIM, NSS, AUC-Judd, sAUC (§1.5, §2; cvzoya, :mod:`avsal.metrics`).
+5. **Aggregation** (§1.6): per video and per metric, NaN frames are dropped, then the mean
    (:func:`nan_means`); dataset score = unweighted mean over the test-list entries of the
    splits pooled (a video listed in two splits counts twice); DIEM = mean of the per-split
-   means (:func:`aggregate`).
+   means (:func:`avsal.evaluate.runner.aggregate`).
 
-Randomness: MATLAB's draws cannot be reproduced (spec section 4).  Here every video gets its
-own generator, seeded from ``(seed, split, video)`` by :func:`video_seed`, and consumed in frame
-order (AUC-Judd's jitter, then sAUC's draws, frame after frame, like one MATLAB process per
+Running these steps over the videos of a dataset is :mod:`avsal.evaluate.runner`.
+
+Randomness: MATLAB's draws cannot be reproduced (``docs/evaluation.md`` §4).  Here every video
+gets its own generator, seeded from ``(seed, split, video)`` by :func:`video_seed`, and consumed in
+frame order (AUC-Judd's jitter, then sAUC's draws, frame after frame, like one MATLAB process per
 video), so results do not depend on how many processes run the videos.
 """
 
@@ -154,8 +157,8 @@ def gaussian_blur(x: np.ndarray, sigma: float = STAVIS_BLUR_SIGMA) -> np.ndarray
 
     Separable form of the 2-D filter (:func:`gaussian_kernel`), mirror padding that repeats
     the edge pixel (``scipy.ndimage`` mode ``'reflect'``); the kernel is symmetric, so
-    convolution = correlation.  Agrees with the 2-D ``scipy.ndimage.convolve`` (which the spec
-    found identical to Octave to <= 2e-15) to ~1e-16.
+    convolution = correlation.  Agrees with the 2-D ``scipy.ndimage.convolve`` (found identical
+    to Octave to <= 2e-15, ``docs/evaluation.md`` §1.3) to ~1e-16.
 
     Args:
         x: float ``[H, W]``.
@@ -204,9 +207,9 @@ def postprocess_map(pred: np.ndarray, sigma: float = STAVIS_BLUR_SIGMA) -> np.nd
         float64 ``[h, w]`` in [0, 1].  An all-zero prediction gives an all-NaN map (0/0 in
         the original), which every metric scores as NaN, so the frame drops out of every mean.
         A constant non-zero prediction gives 0.5 everywhere (after resizing only constant up
-        to rounding, see spec 1.1 step 5).
+        to rounding, see ``docs/evaluation.md`` §1.3).
 
-    Source: STAViS ``eval_code/postprocessMap.m``, ``normalizeImage1.m`` (spec 1.1 step 5).
+    Source: STAViS ``eval_code/postprocessMap.m``, ``normalizeImage1.m`` (``docs/evaluation.md`` §1.3).
     """
     x = 255.0 * np.asarray(pred, dtype=np.float64)
     np.clip(x, 0.0, 255.0, out=x)
@@ -256,8 +259,9 @@ def prepare_prediction(pred: np.ndarray, gt_shape: tuple[int, int], config: Prot
 
     * ``config.uint8``: :func:`stavis_uint8` first.
     * ``protocol="stavis"``: :func:`postprocess_map` (sigma ``config.blur_sigma``), then
-      :func:`resize_to` ``gt_shape`` (``eval_*.m``: ``imresize(I_pred_post, size(I_eye))``).
-    * ``protocol="vinet"``: :func:`resize_to` only (ViNet ``eval_diem.m``).
+      :func:`avsal.evaluate.resize.resize_to` ``gt_shape``
+      (``eval_*.m``: ``imresize(I_pred_post, size(I_eye))``).
+    * ``protocol="vinet"``: :func:`~avsal.evaluate.resize.resize_to` only (ViNet ``eval_diem.m``).
 
     Args:
         pred: float ``[h, w]`` as read by :func:`avsal.evaluate.readers.read_prediction`.

@@ -1,4 +1,4 @@
-"""Readers for the evaluation data people have.
+"""Readers for the evaluation data people have: everything that reads ground truth from disk.
 
 * **Fold lists** (``<name> <nframes> <fps>`` per line; STAViS ``data/fold_lists/*.txt``).
 * **The STAViS release layout** (:class:`StavisLayout`)::
@@ -22,14 +22,16 @@
 * **The DHF1K layout** (DHF1K, Hollywood-2, UCF-Sports; :func:`read_dhf1k_root`,
   :class:`Dhf1kVideo`): ``<video>/images/``, ``maps/``, ``fixation/``, ``fixation/maps/*.mat``,
   the one reader of ViNet training, ``avsal evaluate --dataset-layout dhf1k`` and ``--gaze``.
+* **The ground truth of one video as the protocol reads it** (:class:`VideoGroundTruth` for the
+  STAViS layout, :class:`Dhf1kGroundTruth` for the DHF1K layout): per-frame density and fixation
+  maps, read lazily, and the union of the video's fixations for the sAUC other map.
 
 Every reader raises :class:`avsal.errors.InputError` naming the offending file for missing,
 unreadable or inconsistent input.
 
 Sources: STAViS (github.com/atsiami/STAViS @ 71fd51f) ``eval_code/eval_*.m``,
-``create_qsub_avsal.m``, ``datasets/saliency_db.py``, ``test_sal.py``; project specs
-``evaluation-metrics.md`` section 1, ``peers.md`` section 4 and the shared data's ``SOURCES.md``
-sections 3, 4 and 5b.
+``create_qsub_avsal.m``, ``datasets/saliency_db.py``, ``test_sal.py``; ``docs/evaluation.md`` §1
+(the protocol's data) and §5 (fold lists, DIEM gaze and MIT1003 formats and origins).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def read_fold_list(path: str | os.PathLike) -> list[FoldEntry]:
             fields, ``nframes`` is not a positive integer or ``fps`` not a positive number
             (the message gives the line number), or the list has no entry.
 
-    Source: spec ``evaluation-metrics.md`` 1.1 step 1, ``SOURCES.md`` 5b.
+    Source: ``docs/evaluation.md`` §1.1 and §5.1.
     """
     path = Path(path)
     try:
@@ -643,7 +645,7 @@ _DIEM_COLS = 9  # frame, left x, y, dil, event, right x, y, dil, event
 def read_diem_event_file(path: str | os.PathLike) -> np.ndarray:
     """Parse one DIEM gaze file (one viewer, one video): float64 ``[n_rows, 9]``.
 
-    Columns (DIEM "videos and data" documentation, ``SOURCES.md`` section 3):
+    Columns (DIEM "videos and data" documentation, ``docs/evaluation.md`` §5.2):
     ``frame, left_x, left_y, left_dil, left_event, right_x, right_y, right_dil, right_event``,
     tab separated, one row per video frame (30 fps, frames 1-based).  Events: -1 error or
     dropped sample, 0 blink, 1 fixation, 2 saccade.  x, y are screen pixels.
@@ -763,7 +765,7 @@ def load_diem_video(folder: str | os.PathLike, size: tuple[int, int] | None = No
 
         ``x_video = x_screen - (1280 - W) / 2``,  ``y_video = y_screen - (960 - H) / 2``.
 
-    Evidence (``SOURCES.md`` section 3 and the checks in ``tests/test_readers.py``): the fixation
+    Evidence (``docs/evaluation.md`` §5.2 and the checks in ``tests/test_readers.py``): the fixation
     medians of both clips sit near the screen centre (640, 480), not the video centre; for the
     1066-pixel-wide ``arctic_bears`` clip the horizontal fixation density drops to ~0 outside
     x = 107..1173 screen pixels, the edges of a centred 1066-pixel frame (no offset would put
@@ -783,7 +785,7 @@ def load_diem_video(folder: str | os.PathLike, size: tuple[int, int] | None = No
             (:func:`read_diem_event_file`), or a size that cannot be parsed from the name.
         ValueError: bad ``eye`` or ``screen``.
 
-    Source: DIEM format per ``SOURCES.md`` section 3 (DIEM "videos and data" page).
+    Source: DIEM format per ``docs/evaluation.md`` §5.2 (DIEM "videos and data" page).
     """
     if eye not in ("left", "right"):
         raise ValueError(f"eye must be 'left' or 'right', got {eye!r}")
@@ -886,7 +888,7 @@ def read_mit1003(root: str | os.PathLike, variables=("fixLocs", "fixations")) ->
         InputError: ``root`` missing or without a map folder, an unreadable map/.mat file, or a
             fixation map whose size differs from its density map.
 
-    Source: ``SOURCES.md`` section 4 (cvzoya/saliency demo data and ICCV sample).
+    Source: ``docs/evaluation.md`` §5.3 (cvzoya/saliency demo data and ICCV sample).
     """
     root = Path(root)
     if not root.is_dir():

@@ -1,10 +1,14 @@
-"""MATLAB-compatible bicubic ``imresize`` for 2-D float maps.
+"""All resizing of the evaluation: MATLAB-compatible bicubic ``imresize`` for 2-D float maps.
 
 STAViS's evaluation resizes every prediction to the ground-truth size with MATLAB's
 default ``imresize(A, [rows cols])``, which is bicubic, not bilinear.  ``cv2.resize``, PIL,
 ``torch.nn.functional.interpolate`` and ``skimage`` all differ from it (kernel,
-antialiasing, borders), hence this reimplementation of MATLAB's algorithm (project spec
-``evaluation-metrics.md`` section 3).
+antialiasing, borders), hence this reimplementation of MATLAB's algorithm
+(``docs/evaluation.md`` §3).  Two forms of the same weights:
+
+* :func:`imresize`: the reference, tap by tap as MATLAB accumulates them;
+* :func:`resize_to`: the same weights as cached banded matrix products, ~30x faster, used by the
+  protocol (:func:`avsal.evaluate.protocol.prepare_prediction`).
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def imresize(img, out_shape) -> np.ndarray:
     ValueError
         If ``img`` is not 2-D or empty, or ``out_shape`` is not two positive integers.
 
-    Source: MATLAB ``imresize`` (bicubic defaults), spec ``evaluation-metrics.md`` section 3.
+    Source: MATLAB ``imresize`` (bicubic defaults), ``docs/evaluation.md`` §3.
     """
     a = np.asarray(img, dtype=np.float64)
     if a.ndim != 2 or a.size == 0:
@@ -164,7 +168,7 @@ def resize_to(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """MATLAB ``imresize(x, shape)`` (bicubic, antialiasing when shrinking), fast.
 
     Same weights, source taps, mirrored borders and pass order as
-    :func:`imresize` (spec section 3), applied as banded matrix products
+    :func:`imresize` (``docs/evaluation.md`` §3), applied as banded matrix products
     (blocks of 32 output lines), which is ~30x faster for a 112x112 -> 360x640 upsampling.
     The summation order differs, so values agree with ``imresize`` to ~1e-15 (not bitwise).
 
