@@ -10,16 +10,16 @@ many pixels).  Single thread (BLAS/OpenMP thread counts set to 1 before numpy is
 Timed (median over repeats, or the minimum with ``--stat min``, ms):
 
 * ``postprocess``: :func:`avsal.evaluate.protocol.postprocess_map` at 112x112;
-* ``resize``: :func:`avsal.evaluate.protocol.resize_to` 112x112 -> 360x640
+* ``resize``: :func:`avsal.evaluate.resize.resize_to` 112x112 -> 360x640
   (and, for reference, :func:`avsal.evaluate.imresize`, the tap-by-tap transcription);
 * ``metrics``: :func:`avsal.metrics.compute_metrics` with the five metrics;
 * ``pipeline``: the three together (``prepare_prediction`` + ``compute_metrics``), the figure
   compared with Octave;
-* ``end_to_end``: :func:`avsal.evaluate.protocol.evaluate_video` on a synthetic STAViS-layout video
+* ``end_to_end``: :func:`avsal.evaluate.runner.evaluate_video` on a synthetic STAViS-layout video
   written to a temporary folder (eyeMap JPEGs, fixMap .mat files, pred_sal JPEGs), divided by the
   frames scored (3 runs): includes the file reading and the video's other-map union.
 
-Octave reference (spec ``evaluation-metrics.md`` section 7, Octave 7.3, 2-vCPU EPYC VM): the five
+Octave reference (``docs/evaluation.md`` §6, Octave 7.3, 2-vCPU EPYC VM): the five
 metrics cost 0.074 s per frame with 60 fixated pixels (AUC_Judd 0.031, AUC_shuffled 0.025, NSS 0.002,
 CC 0.009, SIM 0.007) and 0.293 s with 600 (AUC_Judd 0.245, ...), plus 0.013 s preprocessing
 (postprocessMap + imresize), excluding file reading.
@@ -54,8 +54,10 @@ from bench_metrics import H, W, make_frame  # noqa: E402
 from avsal import metrics  # noqa: E402
 from avsal.evaluate import imresize  # noqa: E402
 from avsal.evaluate import protocol as P  # noqa: E402
+from avsal.evaluate import runner  # noqa: E402
+from avsal.evaluate.resize import resize_to  # noqa: E402
 
-#: Octave seconds per frame: five metrics (spec section 7) + 0.013 s preprocessing.
+#: Octave seconds per frame: five metrics (``docs/evaluation.md`` §6) + 0.013 s preprocessing.
 OCTAVE_S = {60: 0.031 + 0.025 + 0.002 + 0.009 + 0.007 + 0.013,
             600: 0.245 + 0.027 + 0.004 + 0.010 + 0.007 + 0.013}
 
@@ -111,7 +113,7 @@ def bench_frame(n_fix, repeats):
     cfg = P.ProtocolConfig()
     gen = np.random.default_rng(1)
     post = P.postprocess_map(pred)
-    S = P.resize_to(post, (H, W))
+    S = resize_to(post, (H, W))
 
     def pipeline():
         S2 = P.prepare_prediction(pred, (H, W), cfg)
@@ -119,7 +121,7 @@ def bench_frame(n_fix, repeats):
 
     res = {
         "postprocess": _median_ms(lambda: P.postprocess_map(pred), repeats),
-        "resize": _median_ms(lambda: P.resize_to(post, (H, W)), repeats),
+        "resize": _median_ms(lambda: resize_to(post, (H, W)), repeats),
         "metrics": _median_ms(lambda: metrics.compute_metrics(S, fix=fix, dens=dens, other=other, rng=gen),
                               repeats),
         "pipeline": _median_ms(pipeline, repeats, "pipeline"),
@@ -151,13 +153,13 @@ def bench_end_to_end(n_fix, nframes, tmp):
         scipy.io.savemat(ann / f"fixMap_{k:05d}.mat", {"eyeMap": fix.astype(np.float64)})
     for k in range(9, nframes + 8):
         Image.fromarray(np.round(255 * make_pred(k)).astype(np.uint8)).save(pdir / f"pred_sal_{k:06d}.jpg")
-    job = P.VideoJob("AVAD", 1, f"v{n_fix}", nframes, str(ann), str(pdir), PredictionSpec(str(Path(tmp) / "pred")),
-                     P.ProtocolConfig(), 0)
-    P.evaluate_video(job)  # warm-up (imports, caches)
+    job = runner.VideoJob("AVAD", 1, f"v{n_fix}", nframes, str(ann), str(pdir),
+                          PredictionSpec(str(Path(tmp) / "pred")), P.ProtocolConfig(), 0)
+    runner.evaluate_video(job)  # warm-up (imports, caches)
     ts = []
     for _ in range(3):
         t0 = time.perf_counter()
-        r = P.evaluate_video(job)
+        r = runner.evaluate_video(job)
         ts.append(time.perf_counter() - t0)
         assert r.status == "ok", r.error
     return 1e3 * float(_stat(ts)) / len(r.frames)
@@ -188,7 +190,7 @@ def main(argv=None):
     print(f"{'step':<18}" + "".join(f"{r['n_fix']:>7} fix" for r in runs))
     for c in ("postprocess", "resize", "resize_imresize", "metrics", "pipeline", "end_to_end"):
         print(f"{c:<18}" + "".join(f"{r['ms'][c]:>11.3f}" for r in runs))
-    print(f"{'Octave (spec 7)':<18}" + "".join(f"{1e3 * OCTAVE_S[r['n_fix']]:>11.1f}" for r in runs))
+    print(f"{'Octave (docs §6)':<18}" + "".join(f"{1e3 * OCTAVE_S[r['n_fix']]:>11.1f}" for r in runs))
     for c in ("pipeline", "end_to_end"):
         print(f"{'speed-up ' + c:<18}" + "".join(f"{1e3 * OCTAVE_S[r['n_fix']] / r['ms'][c]:>10.1f}x" for r in runs))
     print(f"malloc thresholds fixed: {tuned}; pipeline minor page faults per frame: "

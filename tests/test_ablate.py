@@ -300,9 +300,8 @@ def test_classic_av_demo_sound_moves_the_map_and_ground_truth(demo, tmp_path):
     assert (info.height, info.width) == (144, 512) and info.has_audio
 
     # parity with `avsal predict` + `avsal evaluate` on the original audio
-    from avsal.evaluate.command import run_jobs
-    from avsal.evaluate.protocol import VideoJob
     from avsal.evaluate.readers import PredictionSpec
+    from avsal.evaluate.runner import VideoJob, run_jobs
     from avsal.predict import predict_video
 
     pred_root = tmp_path / "pred"

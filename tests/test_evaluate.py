@@ -30,6 +30,8 @@ from avsal.errors import InputError
 from avsal.evaluate import command, imresize
 from avsal.evaluate import protocol as P
 from avsal.evaluate import readers as R
+from avsal.evaluate import runner
+from avsal.evaluate.resize import resize_to
 
 
 
@@ -98,19 +100,19 @@ def test_stavis_uint8_truncates():
                                      ((200, 150), (45, 80)), ((50, 60), (50, 17)), ((1, 5), (3, 9))])
 def test_resize_to_matches_imresize(src, dst):
     x = np.random.default_rng(1).random(src)
-    a, b = P.resize_to(x, dst), imresize(x, dst)
+    a, b = resize_to(x, dst), imresize(x, dst)
     assert a.shape == dst and a.flags.c_contiguous
     assert np.max(np.abs(a - b)) < 1e-14
 
 
 def test_resize_to_identity_and_errors():
     x = np.random.default_rng(2).random((4, 5))
-    y = P.resize_to(x, (4, 5))
+    y = resize_to(x, (4, 5))
     assert np.array_equal(x, y) and y is not x
     with pytest.raises(ValueError):
-        P.resize_to(np.zeros(5), (2, 2))
+        resize_to(np.zeros(5), (2, 2))
     with pytest.raises(ValueError):
-        P.resize_to(x, (0, 3))
+        resize_to(x, (0, 3))
 
 
 def test_select_frames():
@@ -149,7 +151,7 @@ def test_nan_means_hand():
 
 
 def _vr(split, video, cc, status="ok"):
-    r = P.VideoResult(split, video, 10, status=status, error=None if status == "ok" else "boom")
+    r = runner.VideoResult(split, video, 10, status=status, error=None if status == "ok" else "boom")
     if status == "ok":
         r.means, r.counts = {"cc": cc}, {"cc": 1}
     return r
@@ -157,13 +159,13 @@ def _vr(split, video, cc, status="ok"):
 
 def test_aggregate_pooled_vs_split_mean():
     res = [_vr(1, "a", 1.0), _vr(1, "b", 3.0), _vr(2, "c", 5.0)]
-    pooled = P.aggregate(res, ("cc",), "pooled")
+    pooled = runner.aggregate(res, ("cc",), "pooled")
     assert pooled.scores["cc"] == 3.0 and pooled.per_split == {1: {"cc": 2.0}, 2: {"cc": 5.0}}
     assert pooled.complete and pooled.n_videos == {"cc": 3}
-    assert P.aggregate(res, ("cc",), "split_mean").scores["cc"] == 3.5  # DIEM: mean of split means
+    assert runner.aggregate(res, ("cc",), "split_mean").scores["cc"] == 3.5  # DIEM: mean of split means
     # a failed video and a NaN mean are left out and listed
     res2 = res + [_vr(2, "d", 0.0, status="failed"), _vr(2, "e", np.nan)]
-    agg = P.aggregate(res2, ("cc",), "pooled")
+    agg = runner.aggregate(res2, ("cc",), "pooled")
     assert agg.scores["cc"] == 3.0 and agg.n_videos == {"cc": 3} and agg.n_listed == 5 and not agg.complete
     assert {(s, v) for s, v, _ in agg.excluded} == {(2, "d"), (2, "e")}
 
@@ -586,20 +588,20 @@ def test_video_ground_truth_union_and_values(tmp_path):
     b[3, 5] = 1
     for k, m in ((1, a), (2, b)):
         scipy.io.savemat(d / f"fixMap_{k:05d}.mat", {"eyeMap": m})
-    gt = P.VideoGroundTruth(d, 2)
+    gt = R.VideoGroundTruth(d, 2)
     f1 = gt.fixations(1)
     assert f1.dtype == np.uint8 and f1[1, 2] == 1 and f1.sum() == 1
     assert np.array_equal(gt.union, (a + b) > 0)
     assert np.array_equal(P.other_map(gt.union, f1), b > 0)  # the other frames' fixations only
     # non-binary maps keep their values (and eval_*.m's ``== 1`` test)
     scipy.io.savemat(d / "fixMap_00002.mat", {"eyeMap": 2 * b})
-    gt = P.VideoGroundTruth(d, 2)
+    gt = R.VideoGroundTruth(d, 2)
     assert gt.fixations(2).dtype == np.float64 and gt.fixations(2)[3, 5] == 2
     with pytest.raises(InputError, match="fixMap_00003.mat"):
-        P.VideoGroundTruth(d, 3)
+        R.VideoGroundTruth(d, 3)
     scipy.io.savemat(d / "fixMap_00002.mat", {"eyeMap": np.zeros((5, 6))})
     with pytest.raises(InputError, match="differs from frame 1"):
-        P.VideoGroundTruth(d, 2)
+        R.VideoGroundTruth(d, 2)
 
 
 def test_cli_metrics_and_labels_come_from_the_table(tiny, tmp_path, capsys, monkeypatch):

@@ -501,8 +501,8 @@ class _VideoGT:
     """The ground truth of one video (STAViS layout) and the frames the protocol scores."""
 
     def __init__(self, gt: GroundTruthOptions, name: str):
-        from avsal.evaluate.protocol import VideoGroundTruth, select_frames
-        from avsal.evaluate.readers import StavisLayout, read_fold_list
+        from avsal.evaluate.protocol import select_frames
+        from avsal.evaluate.readers import StavisLayout, VideoGroundTruth, read_fold_list
 
         layout = StavisLayout(gt.data_root, gt.fold_lists)
         ds = layout.dataset(gt.dataset)

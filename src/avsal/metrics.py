@@ -3,8 +3,8 @@
 These are the metrics of the MIT saliency benchmark code (github.com/cvzoya/saliency,
 ``code_forMetrics/``, commit ``5951cdc``), which STAViS (and, by its README, STANet) use
 for their tables: CC, NSS, AUC-Judd, SIM and shuffled AUC, plus AUC-Borji, KL divergence
-and information gain.  The definitions, index conventions and NaN conventions follow the
-project spec ``evaluation-metrics.md`` (sections 2 and 8); the parity fixtures in
+and information gain.  The definitions, index conventions and NaN conventions are written
+down in ``docs/evaluation.md`` (§2, notation at its top); the parity fixtures in
 ``tests/data/parity`` check them against the original code run under GNU Octave 7.3.
 
 Conventions shared by every function
@@ -26,9 +26,9 @@ Conventions shared by every function
 * Randomness: the functions that draw random numbers take ``rng``, a
   :class:`numpy.random.Generator` (consumed in place) or an int seed.  ``rng=None`` uses a
   fresh ``numpy.random.default_rng(DEFAULT_SEED)`` (``DEFAULT_SEED = 0``) on every call, so
-  results are deterministic.  MATLAB's own random streams cannot be reproduced (spec section
-  4); the test hooks ``jitter=<array>``, ``indices=`` and ``permutations=`` replay recorded
-  draws instead.
+  results are deterministic.  MATLAB's own random streams cannot be reproduced
+  (``docs/evaluation.md`` §4); the test hooks ``jitter=<array>``, ``indices=`` and
+  ``permutations=`` replay recorded draws instead.
 * Speed: the per-map work is vectorised, and full-size temporaries live in per-thread
   scratch buffers kept between calls (a few arrays of H*W values per thread, only for maps
   of at most 2**21 pixels), because fresh multi-megabyte allocations cost more in page
@@ -250,7 +250,7 @@ def cc(sal, dens) -> float:
     ValueError
         If the maps are not 2-D or their shapes differ.
 
-    Source: cvzoya ``code_forMetrics/CC.m``, commit 5951cdc (spec section 2.5).
+    Source: cvzoya ``code_forMetrics/CC.m``, commit 5951cdc (``docs/evaluation.md`` §2.5).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     G = _Map(_as_map(dens, "dens"), "G")
@@ -292,7 +292,7 @@ def nss(sal, fix) -> float:
     ValueError
         If the maps are not 2-D or their shapes differ.
 
-    Source: cvzoya ``code_forMetrics/NSS.m``, commit 5951cdc (spec section 2.4).
+    Source: cvzoya ``code_forMetrics/NSS.m``, commit 5951cdc (``docs/evaluation.md`` §2.4).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     F = _as_fix(fix)
@@ -357,7 +357,7 @@ def sim(sal, dens) -> float:
     ValueError
         If the maps are not 2-D or their shapes differ.
 
-    Source: cvzoya ``code_forMetrics/similarity.m``, commit 5951cdc (spec section 2.6).
+    Source: cvzoya ``code_forMetrics/similarity.m``, commit 5951cdc (``docs/evaluation.md`` §2.6).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     G = _Map(_as_map(dens, "dens"), "G")
@@ -412,7 +412,7 @@ def kld(sal, dens) -> float:
     ValueError
         If the maps are not 2-D or their shapes differ.
 
-    Source: cvzoya ``code_forMetrics/KLdiv.m``, commit 5951cdc (spec section 2.7).
+    Source: cvzoya ``code_forMetrics/KLdiv.m``, commit 5951cdc (``docs/evaluation.md`` §2.7).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     G = _Map(_as_map(dens, "dens"), "G")
@@ -449,7 +449,7 @@ def info_gain(sal, fix, baseline) -> float:
     ValueError
         If the maps are not 2-D or their shapes differ.
 
-    Source: cvzoya ``code_forMetrics/InfoGain.m``, commit 5951cdc (spec section 2.8).
+    Source: cvzoya ``code_forMetrics/InfoGain.m``, commit 5951cdc (``docs/evaluation.md`` §2.8).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     F = _as_fix(fix)
@@ -583,7 +583,7 @@ def auc_judd(sal, fix, jitter=True, rng=None) -> float:
     ValueError
         If the maps are not 2-D, their shapes differ, or the jitter array has another shape.
 
-    Source: cvzoya ``code_forMetrics/AUC_Judd.m``, commit 5951cdc (spec section 2.1).
+    Source: cvzoya ``code_forMetrics/AUC_Judd.m``, commit 5951cdc (``docs/evaluation.md`` §2.1).
     """
     S = _Map(_as_map(sal, "sal"), "S")
     F = _as_fix(fix)
@@ -748,7 +748,7 @@ def auc_borji(sal, fix, n_splits=100, step=0.1, indices=None, rng=None) -> float
         Maps not 2-D or of different shapes; bad ``n_splits`` / ``step``; ``indices`` of the
         wrong shape, dtype or range.
 
-    Source: cvzoya ``code_forMetrics/AUC_Borji.m``, commit 5951cdc (spec section 2.2).
+    Source: cvzoya ``code_forMetrics/AUC_Borji.m``, commit 5951cdc (``docs/evaluation.md`` §2.2).
     """
     n_splits, step = _check_splits(n_splits, step)
     S = _Map(_as_map(sal, "sal"), "S")
@@ -907,7 +907,7 @@ def auc_shuffled(sal, fix, other, n_splits=100, step=0.1, permutations=None, rng
         Maps not 2-D or of different shapes; bad ``n_splits`` / ``step``; ``permutations`` of
         the wrong shape, dtype or range, or with repeated entries among the used rows.
 
-    Source: cvzoya ``code_forMetrics/AUC_shuffled.m``, commit 5951cdc (spec section 2.3).
+    Source: cvzoya ``code_forMetrics/AUC_shuffled.m``, commit 5951cdc (``docs/evaluation.md`` §2.3).
     """
     n_splits, step = _check_splits(n_splits, step)
     S = _Map(_as_map(sal, "sal"), "S")

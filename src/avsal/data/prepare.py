@@ -12,7 +12,7 @@ The layout written (``docs/weak_pipeline.md``, "Prepared root")::
       failures.csv        clip,reason
       prepare_config.json
 
-It replaces two upstream preprocessing scripts (project spec ``stanet.md`` §1):
+It replaces two upstream preprocessing scripts (``docs/stanet.md`` §1):
 
 * the frame extraction of ``TR:AVE_modify.py`` (one frame per second, the middle one, at original
   resolution, named by the second index);

@@ -20,8 +20,11 @@ frames had no prediction (all reported; the scores cover the rest); 2 bad usage 
 (wrong root, unknown dataset, missing/malformed fold list, no prediction folder, report folder
 not writable), or, with ``--strict``, any problem of exit code 1.
 
-The module exposes :func:`add_parser` (adds the ``evaluate`` sub-command to an
-``argparse`` sub-parsers object) and :func:`run` (runs it from the parsed arguments).
+This module owns only the command line: :func:`add_parser` (adds the ``evaluate`` sub-command to
+an ``argparse`` sub-parsers object), :func:`run` (runs it from the parsed arguments) and its
+drivers :func:`run_dhf1k` and :func:`run_gaze`.  The scoring itself is
+:mod:`avsal.evaluate.runner` (per-video jobs, process pool, aggregation), the report
+:mod:`avsal.evaluate.report`, the real-gaze scoring :mod:`avsal.evaluate.gaze`.
 """
 
 from __future__ import annotations
@@ -34,13 +37,12 @@ from pathlib import Path
 
 from avsal.errors import InputError, OutputError
 from avsal.metrics import METRICS, PAPER_METRICS, metric_label, parse_metrics
-from avsal.evaluate.protocol import (FRAME_MODES, PROTOCOLS, STAVIS_FIRST_FRAME, ProtocolConfig, VideoJob,
-                                     VideoResult, aggregate, evaluate_video)
+from avsal.evaluate.protocol import FRAME_MODES, PROTOCOLS, STAVIS_FIRST_FRAME, ProtocolConfig
 from avsal.evaluate.readers import (PredictionSpec, StavisLayout, check_pattern, find_prediction_dir,
                                     list_prediction_frames)
-from avsal.parallel import run_pool
+from avsal.evaluate.runner import VideoJob, aggregate, run_jobs
 
-__all__ = ["add_parser", "run", "run_jobs", "run_gaze", "run_dhf1k"]
+__all__ = ["add_parser", "run", "run_gaze", "run_dhf1k"]
 
 _DESCRIPTION = """\
 Score saliency predictions against a dataset in the STAViS release layout
@@ -161,41 +163,6 @@ def _err(msg: str) -> None:
     print(f"avsal evaluate: error: {msg}", file=sys.stderr)
 
 
-
-
-def run_jobs(jobs: list[VideoJob], n_jobs: int = 1, progress: bool = True, log=None) -> list[VideoResult]:
-    """Score the jobs, sequentially or in a process pool; results in job order.
-
-    Each job's numbers depend only on the job (its seed comes from
-    :func:`avsal.evaluate.protocol.video_seed`), so ``n_jobs`` does not change them.  A worker
-    that dies is reported as a failed video.
-    """
-    from tqdm.auto import tqdm
-
-    results: list[VideoResult | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), unit="video", desc="evaluate", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-
-    def done(j: VideoJob, r: VideoResult) -> None:
-        results[j.index] = r
-        if r.status != "ok" and log:
-            bar.write(f"failed: split {r.split}, {r.video}: {r.error}", file=sys.stderr)
-        bar.update(1)
-
-    for i, j in enumerate(jobs):
-        j.index = i
-    def crashed(j: VideoJob, e: BaseException) -> None:  # the worker died (BrokenProcessPool, out of memory, ...)
-        done(j, VideoResult(j.split, j.video, j.nframes, status="failed", pred_dir=j.pred_dir,
-                            error=f"{j.video}: worker process failed ({type(e).__name__}: {e})", index=j.index))
-
-    try:
-        run_pool(evaluate_video, jobs, n_jobs, on_result=done, on_crash=crashed)
-    finally:
-        bar.close()
-    return results  # type: ignore[return-value]
-
-
-
 def _protocol_options(args) -> "tuple[list[str], ProtocolConfig, int]":
     """``(metrics, protocol config, worker count)`` from the options both dataset layouts share.
 
@@ -212,6 +179,7 @@ def _protocol_options(args) -> "tuple[list[str], ProtocolConfig, int]":
     if args.jobs < 0:
         raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
     return metrics, config, args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run ``avsal evaluate`` from parsed arguments (see :func:`add_parser`).
@@ -314,7 +282,7 @@ def _dhf1k_prediction_dir(pred_root: Path, video: str, single: bool) -> Path | N
 def run_dhf1k(args: argparse.Namespace) -> int:
     """``avsal evaluate --dataset-layout dhf1k``: score every video of a DHF1K-layout root.
 
-    Ground truth per video (:class:`avsal.evaluate.protocol.Dhf1kGroundTruth`): ``maps/NNNN.png`` density,
+    Ground truth per video (:class:`avsal.evaluate.readers.Dhf1kGroundTruth`): ``maps/NNNN.png`` density,
     ``fixation/NNNN.png`` (or ``fixation/maps/NNNN.mat``) fixations, frames 1..N.  Default protocol ``vinet``
     with every frame scored (ViNet's DHF1K evaluation: each prediction resized to the ground-truth map's size,
     no post-processing; ``--protocol stavis`` adds STAViS' blur).  The frame images are not read: their size

@@ -1,4 +1,4 @@
-"""Readers for the evaluation data people have.
+"""Readers for the evaluation data people have: everything that reads ground truth from disk.
 
 * **Fold lists** (``<name> <nframes> <fps>`` per line; STAViS ``data/fold_lists/*.txt``).
 * **The STAViS release layout** (:class:`StavisLayout`)::
@@ -22,14 +22,16 @@
 * **The DHF1K layout** (DHF1K, Hollywood-2, UCF-Sports; :func:`read_dhf1k_root`,
   :class:`Dhf1kVideo`): ``<video>/images/``, ``maps/``, ``fixation/``, ``fixation/maps/*.mat``,
   the one reader of ViNet training, ``avsal evaluate --dataset-layout dhf1k`` and ``--gaze``.
+* **The ground truth of one video as the protocol reads it** (:class:`VideoGroundTruth` for the
+  STAViS layout, :class:`Dhf1kGroundTruth` for the DHF1K layout): per-frame density and fixation
+  maps, read lazily, and the union of the video's fixations for the sAUC other map.
 
 Every reader raises :class:`avsal.errors.InputError` naming the offending file for missing,
 unreadable or inconsistent input.
 
 Sources: STAViS (github.com/atsiami/STAViS @ 71fd51f) ``eval_code/eval_*.m``,
-``create_qsub_avsal.m``, ``datasets/saliency_db.py``, ``test_sal.py``; project specs
-``evaluation-metrics.md`` section 1, ``peers.md`` section 4 and the shared data's ``SOURCES.md``
-sections 3, 4 and 5b.
+``create_qsub_avsal.m``, ``datasets/saliency_db.py``, ``test_sal.py``; ``docs/evaluation.md`` §1
+(the protocol's data) and §5 (fold lists, DIEM gaze and MIT1003 formats and origins).
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ __all__ = [
     "read_dhf1k_video",
     "read_dhf1k_root",
     "read_dhf1k_fixation",
+    "VideoGroundTruth",
+    "Dhf1kGroundTruth",
 ]
 
 
@@ -111,7 +115,7 @@ def read_fold_list(path: str | os.PathLike) -> list[FoldEntry]:
             fields, ``nframes`` is not a positive integer or ``fps`` not a positive number
             (the message gives the line number), or the list has no entry.
 
-    Source: spec ``evaluation-metrics.md`` 1.1 step 1, ``SOURCES.md`` 5b.
+    Source: ``docs/evaluation.md`` §1.1 and §5.1.
     """
     path = Path(path)
     try:
@@ -641,7 +645,7 @@ _DIEM_COLS = 9  # frame, left x, y, dil, event, right x, y, dil, event
 def read_diem_event_file(path: str | os.PathLike) -> np.ndarray:
     """Parse one DIEM gaze file (one viewer, one video): float64 ``[n_rows, 9]``.
 
-    Columns (DIEM "videos and data" documentation, ``SOURCES.md`` section 3):
+    Columns (DIEM "videos and data" documentation, ``docs/evaluation.md`` §5.2):
     ``frame, left_x, left_y, left_dil, left_event, right_x, right_y, right_dil, right_event``,
     tab separated, one row per video frame (30 fps, frames 1-based).  Events: -1 error or
     dropped sample, 0 blink, 1 fixation, 2 saccade.  x, y are screen pixels.
@@ -761,7 +765,7 @@ def load_diem_video(folder: str | os.PathLike, size: tuple[int, int] | None = No
 
         ``x_video = x_screen - (1280 - W) / 2``,  ``y_video = y_screen - (960 - H) / 2``.
 
-    Evidence (``SOURCES.md`` section 3 and the checks in ``tests/test_readers.py``): the fixation
+    Evidence (``docs/evaluation.md`` §5.2 and the checks in ``tests/test_readers.py``): the fixation
     medians of both clips sit near the screen centre (640, 480), not the video centre; for the
     1066-pixel-wide ``arctic_bears`` clip the horizontal fixation density drops to ~0 outside
     x = 107..1173 screen pixels, the edges of a centred 1066-pixel frame (no offset would put
@@ -781,7 +785,7 @@ def load_diem_video(folder: str | os.PathLike, size: tuple[int, int] | None = No
             (:func:`read_diem_event_file`), or a size that cannot be parsed from the name.
         ValueError: bad ``eye`` or ``screen``.
 
-    Source: DIEM format per ``SOURCES.md`` section 3 (DIEM "videos and data" page).
+    Source: DIEM format per ``docs/evaluation.md`` §5.2 (DIEM "videos and data" page).
     """
     if eye not in ("left", "right"):
         raise ValueError(f"eye must be 'left' or 'right', got {eye!r}")
@@ -884,7 +888,7 @@ def read_mit1003(root: str | os.PathLike, variables=("fixLocs", "fixations")) ->
         InputError: ``root`` missing or without a map folder, an unreadable map/.mat file, or a
             fixation map whose size differs from its density map.
 
-    Source: ``SOURCES.md`` section 4 (cvzoya/saliency demo data and ICCV sample).
+    Source: ``docs/evaluation.md`` §5.3 (cvzoya/saliency demo data and ICCV sample).
     """
     root = Path(root)
     if not root.is_dir():
@@ -1075,3 +1079,117 @@ def read_dhf1k_fixation(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     a = read_mat_map(p, DHF1K_MAT_VARIABLE) if p.suffix.lower() == ".mat" else read_image_map(p)
     return (a > 0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------
+# the ground truth of one video, as the protocol reads it
+# --------------------------------------------------------------------------------------
+
+
+class VideoGroundTruth:
+    """The ground truth of one video in the STAViS layout, read lazily per frame.
+
+    On construction, ``fixMap_%05d.mat`` of every frame 1..nframes is read (needed for the
+    sAUC union, ``eval_*.m`` does the same) and kept sparse.
+
+    Args:
+        annotation_dir: ``annotations/<DB>/<video>``.
+        nframes: the fold list's frame count.
+
+    Raises:
+        InputError: the folder or a fixation map is missing or unreadable, or fixation maps
+            differ in size.
+    """
+
+    def __init__(self, annotation_dir: str | Path, nframes: int):
+        self.dir = Path(annotation_dir)
+        if not self.dir.is_dir():
+            raise InputError(self.dir, "annotation folder of this video not found")
+        self.nframes = int(nframes)
+        self.shape = None
+        self._fix = {}
+        self._binary = True  # every stored nonzero value is 1: fixations() can be uint8
+        acc = None
+        for k in range(1, self.nframes + 1):
+            p = self.fix_path(k)
+            if not p.exists():
+                raise InputError(p, f"fixation map missing (the fold list gives {self.nframes} frames)")
+            a = self._read_fix(p)
+            if self.shape is None:
+                self.shape = a.shape
+                acc = np.zeros(a.size)
+            elif a.shape != self.shape:
+                raise InputError(p, f"fixation map size {a.shape[0]}x{a.shape[1]} differs from frame 1's "
+                                    f"{self.shape[0]}x{self.shape[1]}")
+            flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+            idx = np.flatnonzero(flat)
+            vals = flat[idx]
+            self._binary = self._binary and bool(np.all(vals == 1.0))
+            self._fix[k] = (idx, vals)
+            acc[idx] += vals
+        self.union = (acc > 0).reshape(self.shape)  # createShuffmap1.m: sum(...) > 0
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        return read_mat_map(p, "eyeMap")
+
+    def fix_path(self, k: int) -> Path:
+        return self.dir / f"fixMap_{k:05d}.mat"
+
+    def eye_path(self, k: int) -> Path:
+        return self.dir / "maps" / f"eyeMap_{k:05d}.jpg"
+
+    def fixations(self, k: int) -> np.ndarray:
+        """``[H, W]`` fixation map of frame ``k``: uint8 0/1 when every map of the video is binary
+        (the usual case; the metrics only test ``> 0``, ``!= 0`` and ``== 1``), else float64
+        with the stored values."""
+        idx, vals = self._fix[k]
+        if self._binary:
+            f = np.zeros(self.shape[0] * self.shape[1], np.uint8)
+            f[idx] = 1
+        else:
+            f = np.zeros(self.shape[0] * self.shape[1])
+            f[idx] = vals
+        return f.reshape(self.shape)
+
+    def density(self, k: int) -> np.ndarray:
+        """float64 ``[H, W]`` density of frame ``k`` (``im2double`` of the JPEG).
+
+        Raises:
+            InputError: missing/unreadable file, or its size differs from the fixation maps'.
+        """
+        p = self.eye_path(k)
+        d = read_image_map(p)
+        if d.shape != self.shape:
+            raise InputError(p, f"density map size {d.shape[0]}x{d.shape[1]} differs from the fixation map "
+                                f"{self.fix_path(k).name} size {self.shape[0]}x{self.shape[1]}")
+        return d
+
+
+class Dhf1kGroundTruth(VideoGroundTruth):
+    """The ground truth of one DHF1K-layout video (DHF1K, Hollywood-2, UCF-Sports), read lazily per frame.
+
+    Density ``<video>/maps/NNNN.png`` (/255), fixations ``<video>/fixation/NNNN.png`` (nonzero =
+    fixated) or ``fixation/maps/NNNN.mat`` (variable ``I``), frames 1..N with N the map count
+    (:func:`read_dhf1k_video`).  Everything else, including the sAUC
+    union of the video's fixations, as :class:`VideoGroundTruth`.
+
+    Raises:
+        InputError: as :func:`read_dhf1k_video`, or a fixation map of
+            another size than frame 1's.
+    """
+
+    def __init__(self, video_dir: str | Path, nframes: int | None = None):
+        self.video = read_dhf1k_video(video_dir, ("maps", "fixation"))
+        n = self.video.nframes if nframes is None else int(nframes)
+        if n > self.video.nframes:
+            raise InputError(video_dir, f"{n} frames asked, the folder holds {self.video.nframes} maps")
+        super().__init__(video_dir, n)
+
+    def _read_fix(self, p: Path) -> np.ndarray:
+        return read_dhf1k_fixation(p)
+
+    def fix_path(self, k: int) -> Path:
+        return self.video.fixations[k - 1]
+
+    def eye_path(self, k: int) -> Path:
+        return self.video.maps[k - 1]

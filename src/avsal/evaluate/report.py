@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from avsal.errors import OutputError
-from avsal.evaluate.protocol import DatasetScores, VideoResult
+from avsal.evaluate.runner import DatasetScores, VideoResult
 from avsal.io.write import atomic_file
 from avsal.metrics import metric_label
 
@@ -270,7 +270,7 @@ def write_report(out_dir: str | os.PathLike, results: list[VideoResult], scores:
 
     Args:
         results: per-entry results in run order.
-        scores: :func:`avsal.evaluate.protocol.aggregate` output.
+        scores: :func:`avsal.evaluate.runner.aggregate` output.
         metrics: metric names (column order).
         meta: run settings copied into the summary (``dataset``, ``config``, ``seed``, ``pred``,
             ``data_root``, ``splits``, ... ).

@@ -1,17 +1,23 @@
-"""MATLAB-compatible bicubic ``imresize`` for 2-D float maps.
+"""All resizing of the evaluation: MATLAB-compatible bicubic ``imresize`` for 2-D float maps.
 
 STAViS's evaluation resizes every prediction to the ground-truth size with MATLAB's
 default ``imresize(A, [rows cols])``, which is bicubic, not bilinear.  ``cv2.resize``, PIL,
 ``torch.nn.functional.interpolate`` and ``skimage`` all differ from it (kernel,
-antialiasing, borders), hence this reimplementation of MATLAB's algorithm (project spec
-``evaluation-metrics.md`` section 3).
+antialiasing, borders), hence this reimplementation of MATLAB's algorithm
+(``docs/evaluation.md`` §3).  Two forms of the same weights:
+
+* :func:`imresize`: the reference, tap by tap as MATLAB accumulates them;
+* :func:`resize_to`: the same weights as cached banded matrix products, ~30x faster, used by the
+  protocol (:func:`avsal.evaluate.protocol.prepare_prediction`).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-__all__ = ["imresize"]
+__all__ = ["imresize", "resize_to"]
 
 _KERNEL_WIDTH = 4.0  # support of the Keys cubic kernel
 
@@ -102,7 +108,7 @@ def imresize(img, out_shape) -> np.ndarray:
     ValueError
         If ``img`` is not 2-D or empty, or ``out_shape`` is not two positive integers.
 
-    Source: MATLAB ``imresize`` (bicubic defaults), spec ``evaluation-metrics.md`` section 3.
+    Source: MATLAB ``imresize`` (bicubic defaults), ``docs/evaluation.md`` §3.
     """
     a = np.asarray(img, dtype=np.float64)
     if a.ndim != 2 or a.size == 0:
@@ -123,3 +129,77 @@ def imresize(img, out_shape) -> np.ndarray:
         if out.shape[axis] != target[axis]:
             out = _resize_dim(out, axis, target[axis])
     return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------------------
+# MATLAB bicubic resize, as banded matrix products
+# --------------------------------------------------------------------------------------
+
+_BLOCK = 32  # output rows/columns per block of the banded products
+
+
+@lru_cache(maxsize=64)
+def _resize_plan(in_shape: tuple[int, int], out_shape: tuple[int, int]):
+    """Per axis pass: (axis, [(o0, o1, lo, hi, W block)]) with MATLAB imresize's weights."""
+    scales = (out_shape[0] / in_shape[0], out_shape[1] / in_shape[1])
+    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+    cur = list(in_shape)
+    passes = []
+    for axis in order:
+        n_in, n_out = cur[axis], out_shape[axis]
+        if n_in == n_out:
+            continue
+        w, src = _contributions(n_in, n_out, n_out / n_in)
+        dense = np.zeros((n_out, n_in))
+        np.add.at(dense, (np.repeat(np.arange(n_out), w.shape[1]), src.ravel()), w.ravel())
+        blocks = []
+        for o0 in range(0, n_out, _BLOCK):
+            o1 = min(o0 + _BLOCK, n_out)
+            nz = np.flatnonzero(np.any(dense[o0:o1] != 0.0, axis=0))
+            lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 1)
+            blk = dense[o0:o1, lo:hi]
+            blocks.append((o0, o1, lo, hi, np.ascontiguousarray(blk if axis == 0 else blk.T)))
+        passes.append((axis, tuple(cur), n_out, blocks))
+        cur[axis] = n_out
+    return passes
+
+
+def resize_to(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """MATLAB ``imresize(x, shape)`` (bicubic, antialiasing when shrinking), fast.
+
+    Same weights, source taps, mirrored borders and pass order as
+    :func:`imresize` (``docs/evaluation.md`` §3), applied as banded matrix products
+    (blocks of 32 output lines), which is ~30x faster for a 112x112 -> 360x640 upsampling.
+    The summation order differs, so values agree with ``imresize`` to ~1e-15 (not bitwise).
+
+    Args:
+        x: float ``[h, w]``.
+        shape: output ``(rows, cols)``.
+
+    Returns:
+        float64 ``[rows, cols]``, C-contiguous (a copy of ``x`` when the shape already matches).
+        A NaN anywhere in ``x`` can spread along the whole row/column block (unlike
+        ``imresize``, where it stays local); every metric gives NaN for a map with a NaN anyway.
+
+    Raises:
+        ValueError: ``x`` not 2-D / empty, or a bad ``shape``.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"x must be a non-empty 2-D array, got shape {a.shape}")
+    rows, cols = (int(s) for s in shape)
+    if rows < 1 or cols < 1:
+        raise ValueError(f"shape must be two positive integers, got {shape!r}")
+    if a.shape == (rows, cols):
+        return a.copy()
+    for axis, in_shape, n_out, blocks in _resize_plan(a.shape, (rows, cols)):
+        if axis == 0:
+            out = np.empty((n_out, a.shape[1]))
+            for o0, o1, lo, hi, w in blocks:
+                np.matmul(w, a[lo:hi], out=out[o0:o1])
+        else:
+            out = np.empty((a.shape[0], n_out))
+            for o0, o1, lo, hi, wt in blocks:
+                np.matmul(a[:, lo:hi], wt, out=out[:, o0:o1])
+        a = out
+    return a

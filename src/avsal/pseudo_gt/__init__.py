@@ -1,4 +1,4 @@
-"""Pseudo ground truth for weakly supervised STANet (project spec ``stanet.md`` §4).
+"""Pseudo ground truth for weakly supervised STANet (``docs/stanet.md`` §4).
 
 Upstream produced it with ~90 near-identical MATLAB scripts (``Coarse-Fine&Fusion/*.m``); here it is
 

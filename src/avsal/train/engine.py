@@ -11,7 +11,7 @@
   installed), a tqdm bar on rank 0, the full config in ``RUN/config.json``, the final weights in avsal's
   format (``RUN/model.safetensors`` + ``.json``).
 
-Optimisation follows upstream (stanet.md §3): SGD with Nesterov momentum, four parameter groups —
+Optimisation follows upstream (``docs/stanet.md`` §3): SGD with Nesterov momentum, four parameter groups —
 backbone weights ×1, backbone biases ×2, head weights ×10, head biases ×20 of the base learning rate —
 and the learning rate multiplied by ``gamma`` at the given epochs.
 """

@@ -24,7 +24,7 @@ from avsal.train.losses import KLD_EPS, multilabel_soft_margin, saliency_loss
 
 BRANCHES = {"S": ("stanet-s", SNet), "SA": ("stanet-sa", SANet), "ST": ("stanet-st", STNet)}
 
-#: (resize, crop) per branch at the coarse stage (stanet.md §3; ST at 256 since upstream's 224 crashes),
+#: (resize, crop) per branch at the coarse stage (``docs/stanet.md`` §3; ST at 256: upstream's 224 crashes),
 #: and for every branch at the fine stage (the 356² crops).
 COARSE_SIZES = {"S": (300, 256), "SA": (256, 224), "ST": (256, 256)}
 FINE_SIZE = (356, 356)

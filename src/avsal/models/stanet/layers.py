@@ -16,7 +16,7 @@ TEMPORAL_STACK_MODES = ("upstream", "permute")
 
 
 class SelfAttention(nn.Module):
-    """Spatial self-attention gate ("SelfAtt", stanet.md §2).
+    """Spatial self-attention gate ("SelfAtt", ``docs/stanet.md`` §2).
 
     ``f, g = 1×1(C→C/2)(x)``, ``h = 1×1(C→C)(x)`` flattened over ``N = H·W``;
     ``A = softmax_dim1(fᵀ g)`` (``[B, N, N]``, normalised over the *first* position index, as upstream);
@@ -66,7 +66,7 @@ class ConvGRUCell(nn.Module):
 
 
 class AVFusion(nn.Module):
-    """Audio-visual attention mask (upstream ``AVfusion``, stanet.md §2.4).
+    """Audio-visual attention mask (upstream ``AVfusion``, ``docs/stanet.md`` §2.4).
 
     ``v = 1×1(Cv→D)(visual)`` → ``[B, D, HW]``; ``q = Linear(Ca→D)(audio)`` (column);
     ``p = Linear(Cv→D)(GAP(visual))`` (row); ``W = softmax_lastdim(q pᵀ)`` ``[B, D, D]``;

@@ -3,7 +3,7 @@
 Wang, Zhang, Li, Wang, Lu, "From Semantic Categorization to Fixation Prediction: Weakly Supervised
 Audio-Visual Saliency Prediction", CVPR 2021. Upstream code: guotaowang/STANet (``S/Smodel.py``,
 ``SA/SAmodel.py``, ``ST/STModel.py``, ``STANet_train&test/STAmodel.py``). Layer-by-layer description:
-``stanet.md`` §2 of the project specs.
+``docs/stanet.md`` §2.
 
 Calling conventions (all float32 unless autocast is used):
 
@@ -30,7 +30,7 @@ from avsal.models.backbones import AudioResNet, resnext101_32x8d
 from avsal.models.stanet.layers import (AudioQueryMask, AVFusion, ConvGRUCell, SelfAttention, STRefine,
                                         init_heads, stack_frames)
 
-#: The 28 AVE categories in upstream class-id order (sorted folder names; stanet.md §1).
+#: The 28 AVE categories in upstream class-id order (sorted folder names; ``docs/stanet.md`` §1).
 AVE_CLASSES = (
     "Accordion", "Acoustic guitar", "Baby cry, infant cry", "Banjo", "Bark", "Bus", "Cat", "Chainsaw",
     "Church bell", "Clock", "Female speech, woman speaking", "Fixed-wing aircraft, airplane", "Flute",
@@ -39,7 +39,7 @@ AVE_CLASSES = (
     "Ukulele", "Violin, fiddle")
 
 #: Names of the ways SA can attend to audio. ``"avfusion"`` (default): the inferred fix for upstream SA,
-#: which calls fusion layers it never defines (stanet.md §2.3): STA's AVfusion on the 2048-channel layer4
+#: which calls fusion layers it never defines (``docs/stanet.md`` §2.3): STA's AVfusion on the 2048-channel layer4
 #: with a 128→28→1 gate, as in upstream ``SA+/modelCGCN.py``. ``"audio_query"``: avsal's audio-conditioned
 #: mask (:class:`~avsal.models.stanet.layers.AudioQueryMask`), which can single out the sounding one of
 #: two objects where AVfusion cannot (``docs/weak_pipeline.md``, "Does SA use the audio?").

@@ -8,7 +8,7 @@ triplet through the whole network, so each frame goes through ResNeXt-101 and th
 here ``encode`` runs each frame **once** (:meth:`STANet.encode`, batched) and ``decode`` reuses its features
 in the three triplets that need them.
 
-Output map (stanet.md §5): the centre frame's finest read-out ``f0_0`` (or ``f0_1``), sigmoid, divided
+Output map (``docs/stanet.md`` §5): the centre frame's finest read-out ``f0_0`` (or ``f0_1``), sigmoid, divided
 by its max, optionally blurred with a Gaussian of ``blur_sigma`` pixels at the network resolution (σ = 7
 as in the CVPR-time test script; 0 disables it), then resized to the frame size by the caller.
 """
