@@ -181,3 +181,21 @@ def test_static_beats_centre_on_mit1003(shared_dir):
     ours, centre = np.mean(ours, 0), np.mean(centre, 0)
     assert ours[0] > centre[0] and ours[1] > centre[1], (ours, centre)
     assert ours[0] > 1.0 and ours[1] > 0.78
+
+
+def test_stream_runs_blas_single_threaded_and_restores_it(small_clip):
+    """Idle BLAS workers spin and take a core from the decoder and writers of ``avsal predict``: numpy's BLAS
+    runs one thread while the stream is alive and gets its thread count back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        if blas_threads() != {2}:
+            pytest.skip("this numpy has no BLAS that threadpoolctl can set to 2 threads")
+        gen = create_model("classic-av").stream(iter_frames(small_clip), None)
+        next(gen)
+        assert blas_threads() == {1}
+        rest = list(gen)
+        assert rest and blas_threads() == {2}

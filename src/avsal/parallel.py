@@ -1,10 +1,11 @@
-"""The process pool of ``--jobs`` (:func:`run_pool`): workers that use one thread each on a small machine."""
+"""Parallel work in avsal: the process pool of ``--jobs`` (:func:`run_pool`, workers that use one thread each
+on a small machine) and a reading-ahead thread for a stream such as decoded frames (:func:`prefetch`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,3 +85,73 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], n_jobs: int, on_result: C
             ex.shutdown(wait=False, cancel_futures=True)
             raise
         ex.shutdown()
+
+
+def prefetch(items: Iterable[T], depth: int = 8, prepare: Callable[[T], object] | None = None,
+             name: str = "avsal-prefetch") -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer.
+
+    For a producer whose work releases the GIL (PyAV decodes and converts colours without it), this moves
+    that work off the consumer's thread: ``avsal predict`` decodes and converts frames here while the model
+    runs. ``prepare(item)`` runs in the background thread before the item is handed over (e.g. the colour
+    conversion of a lazily converted frame).
+
+    The items arrive in order and unchanged. An exception raised by ``items`` or ``prepare`` is raised in the
+    consumer at the position where it happened. Closing the returned generator (or breaking out of a loop over
+    it) stops the thread, closes ``items`` there (a generator's ``finally`` blocks run, e.g. a container is
+    closed) and waits for it, so nothing reads on afterwards.
+
+    Args:
+        items: any iterable; it is consumed by the background thread only.
+        depth: the queue bound (memory: ``depth`` items plus the one in preparation).
+        prepare: optional per-item work done ahead.
+        name: the thread's name.
+
+    Yields:
+        the items of ``items``.
+    """
+    import queue
+    import threading
+
+    q: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        it = iter(items)
+        try:
+            for x in it:
+                if prepare is not None:
+                    prepare(x)
+                if not put((x, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer
+            put((end, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is end:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        thread.join()

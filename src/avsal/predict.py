@@ -37,6 +37,7 @@ from avsal.io.write import (H5MapWriter, OverlayWriter, atomic_dir, clean_stale,
                             jet_overlay, sha256_file, write_json_atomic, write_png)
 from avsal.models import create_video_model
 from avsal.models.base import model_stream, upsample
+from avsal.parallel import prefetch
 
 #: Largest ``--fps`` accepted: more maps per second than any video has frames is a mistake (to predict
 #: every frame, give no ``--fps``).
@@ -323,6 +324,15 @@ def select_shard(paths: list[str], shard: tuple[int, int] | None, rank: int = 0,
     return paths[k * world + rank::n * world]
 
 
+def _convert(frame) -> None:
+    frame.rgb  # noqa: B018 (the colour conversion, done ahead in the decoding thread)
+
+
+def _convert_selected(frame) -> None:
+    if frame.selected:
+        frame.rgb  # noqa: B018
+
+
 def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps: bool,
          progress: bool, sampling: Sampling | None = None) -> VideoPrediction:
     """Predict one video; write outputs into ``out_dir`` (an existing, empty folder) if given."""
@@ -366,7 +376,11 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
                 yield f
 
         try:
-            frames = counted(iter_frames(path, sampling, info=info))
+            # decoding and colour conversion run one thread ahead (PyAV releases the GIL); a frame is
+            # converted there when the overlay shows it or the model is given it, else on first use
+            frames = counted(prefetch(iter_frames(path, sampling, info=info), depth=8,
+                                      prepare=_convert if outputs is not None and opts.overlay else _convert_selected,
+                                      name="avsal-decode"))
             for pred in model_stream(model, frames, audio, (H, W)):
                 sal = pred.saliency
                 if not informative(sal):
@@ -509,9 +523,10 @@ class _Outputs:
         self.path, self.with_audio, self.second_pass = path, with_audio, False
         self.frame_bytes = info.height * info.width * 3
         self.pending: deque = deque()  # (frame, index of its latest selected frame or -1)
-        self.ready: deque = deque()  # (prediction index, float16 h5-size map) not yet superseded
+        self.ready: deque = deque()  # (prediction index, the model's map) not yet superseded
         self.last_selected = -1
         self.last_pred = -1
+        self._overlay_src = self._overlay_map = None  # the overlay thread's last map, as given and upsampled
 
     # -- producer side (the decoder/model thread) ------------------------------------------------------
     def frame(self, f) -> None:
@@ -537,10 +552,10 @@ class _Outputs:
         self.second_pass = True
 
     def map(self, index: int, time: float, sal: np.ndarray) -> None:
-        small = upsample(sal, *self.hs)
-        self.maps.put((index, time, sal, small))
+        # the resizing happens in the writer threads, off the decoder/model thread
+        self.maps.put((index, time, sal))
         if self.overlay is not None:
-            self.ready.append((index, small.astype(np.float16)))
+            self.ready.append((index, sal))
             self.last_pred = index
             self._flush(final=False)
 
@@ -589,15 +604,19 @@ class _Outputs:
 
     # -- writer threads ----------------------------------------------------------------------------------
     def _write_map(self, item) -> None:
-        index, time, sal, small = item
+        index, time, sal = item
         write_png(os.path.join(self.out_dir, "maps", f"{index + 1:06d}.png"),
                   upsample(sal, self.info.height, self.info.width))
-        self.h5.append(small, index, time)
+        self.h5.append(upsample(sal, *self.hs), index, time)
 
     def _write_overlay_frame(self, item) -> None:
-        rgb, small16, pts = item
-        cur = upsample(small16.astype(np.float32), self.info.height, self.info.width)
-        self.writer.write(jet_overlay(rgb, cur, self.alpha), pts)
+        rgb, sal, pts = item
+        if sal is not self._overlay_src:  # frames between two selected ones reuse their map
+            # the float16 map of saliency.h5, upsampled, as a reader of the file sees it
+            small16 = upsample(sal, *self.hs).astype(np.float16)
+            self._overlay_src, self._overlay_map = sal, upsample(small16.astype(np.float32), self.info.height,
+                                                                  self.info.width)
+        self.writer.write(jet_overlay(rgb, self._overlay_map, self.alpha), pts)
 
 
 def _write_overlay(path: str, info: VideoInfo, h5_path: str, out_path: str, with_audio: bool,
