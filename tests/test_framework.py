@@ -278,3 +278,23 @@ def test_shard_option_and_torchrun_give_single_process_outputs(three_clips, tmp_
     got = _maps(tmp_path / "ddp")
     assert set(got) == set(ref) and all(np.array_equal(got[k], ref[k]) for k in ref)
     assert r.stderr.count("1 done") + r.stderr.count("2 done") == 2  # each rank did its share
+
+
+def test_map_frames_keeps_order_and_uses_threads():
+    import threading
+    import time
+
+    from avsal.models.base import map_frames
+
+    main = threading.get_ident()
+    seen = []
+
+    def work(i):
+        seen.append(threading.get_ident())
+        time.sleep(0.002 * (i % 3))  # finishing out of order must not reorder the results
+        return i * i
+
+    assert map_frames(work, list(range(24)), workers=4) == [i * i for i in range(24)]
+    assert main not in seen and len(set(seen)) > 1
+    seen.clear()
+    assert map_frames(work, [1, 2, 3], workers=1) == [1, 4, 9] and set(seen) == {main}

@@ -24,7 +24,7 @@ import torch
 
 from avsal.io.audio import AudioTrack, stft_features_at
 from avsal.io.video import Frame
-from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, run_clips
+from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, map_frames, run_clips
 from avsal.models.stanet.networks import FrameFeatures, STANet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -122,7 +122,7 @@ class STAVideoModel:
     def encode(self, frames: list[Frame], audio: AudioTrack | None) -> list[FrameFeatures]:
         """Encode frames once: ``len(frames)`` per-frame :class:`FrameFeatures` (batch 1 each)."""
         cfg = self.config
-        x = torch.stack([preprocess(f.rgb, cfg.input_size, cfg.resize) for f in frames]).to(self.device)
+        x = torch.stack(map_frames(lambda f: preprocess(f.rgb, cfg.input_size, cfg.resize), frames)).to(self.device)
         a = torch.from_numpy(stft_features_at(audio, [f.time for f in frames])).to(self.device)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

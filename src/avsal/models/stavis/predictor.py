@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from avsal.models.base import AudioSpec, ClipSpec
+from avsal.models.base import AudioSpec, ClipSpec, map_frames
 from avsal.models.stavis import preprocess as pp
 
 #: The 0-based position in the 16-frame clip of the frame a map belongs to (upstream: the 9th frame).
@@ -107,7 +107,7 @@ class StavisVideoModel:
 
         for f in frames:
             self._times[f.index] = f.time
-        return [torch.from_numpy(pp.frame_tensor(f.rgb)).to(self.device) for f in frames]
+        return [torch.from_numpy(x).to(self.device) for x in map_frames(lambda f: pp.frame_tensor(f.rgb), frames)]
 
     def _fps(self) -> float:
         if self.config.fps:

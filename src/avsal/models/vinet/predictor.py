@@ -29,7 +29,7 @@ from PIL import Image
 
 from avsal.io.audio import AudioTrack
 from avsal.io.video import Frame
-from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, run_clips
+from avsal.models.base import AudioSpec, ClipItem, ClipSpec, Prediction, map_frames, run_clips
 from avsal.models.vinet.audio import clip_audio
 from avsal.models.vinet.networks import CLIP_LENGTH, INPUT_HW, AViNet, ViNet
 
@@ -118,7 +118,7 @@ class ViNetVideoModel:
         Each frame is resized and sent to the device once; :meth:`decode` assembles the 32-frame clips
         there (a frame is in 32 clips: copying clips from the host would move every frame 32 times).
         """
-        return [preprocess(f.rgb).to(self.device) for f in frames]
+        return [x.to(self.device) for x in map_frames(lambda f: preprocess(f.rgb), frames)]
 
     def audio_input(self, clips: list[list[ClipItem]], audio: AudioTrack | None) -> torch.Tensor:
         """AViNet's ``[N, 1, 70560, 1]`` audio for N clips (reversed for time-flipped clips)."""
