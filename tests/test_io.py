@@ -193,3 +193,17 @@ def test_file_without_audio(tmp_path):
     info = probe(p)
     assert not info.has_audio and info.audio_stream is None
     assert load_audio(p) is None
+
+
+def test_audio_track_rms_in_blocks_equals_the_definition():
+    import math
+
+    import numpy as np
+
+    from avsal.io.audio import AudioTrack
+
+    x = np.random.default_rng(3).normal(0, 0.2, 100_003).astype(np.float32)
+    ref = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    for block in (7, 1000, 1 << 20):
+        assert abs(AudioTrack(x, 16000).rms(block=block) - ref) < 1e-12
+    assert AudioTrack(np.zeros(0, np.float32), 16000).rms() == 0.0

@@ -777,7 +777,7 @@ def ablate_video(path: str, model, opts: AblateOptions, name: str | None = None,
             other = time_shifted(own, opts.shift_frac)
             sources = {"original": "own", "silence": "silence",
                        "other": f"own, circularly shifted by {opts.shift_frac * own.duration:.2f} s"}
-        rms = float(np.sqrt(np.mean(np.square(own.samples, dtype=np.float64))))
+        rms = own.rms()
         if rms < 1e-3:
             notes.append(f"the soundtrack is near-silent ({20 * math.log10(max(rms, 1e-12)):.1f} dBFS)")
         tracks = {"original": own, "silence": silence_like(own), "other": other}

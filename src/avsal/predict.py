@@ -354,7 +354,7 @@ def _run(path: str, model, opts: PredictOptions, out_dir: str | None, keep_maps:
         else:
             warnings.warn(f"{path}: no audio stream; the audio cues are disabled (silent audio)")
         if audio is not None and audio.samples.size:
-            rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+            rms = audio.rms()
             if rms < NEAR_SILENT_RMS:
                 warnings.warn(f"{path}: the soundtrack is near-silent ({20 * math.log10(max(rms, 1e-12)):.1f} "
                               "dBFS); audio cues carry little information")

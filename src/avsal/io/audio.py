@@ -5,6 +5,7 @@ Resampling and down-mixing use FFmpeg's libswresample through PyAV's :class:`av.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -42,6 +43,18 @@ class AudioTrack:
     def duration(self) -> float:
         """Length in seconds."""
         return len(self.samples) / float(self.sample_rate)
+
+    def rms(self, block: int = 1 << 20) -> float:
+        """Root mean square of the samples (0 for an empty track), accumulated in float64 block by block, so
+        that no float64 copy of a long soundtrack is made."""
+        n = len(self.samples)
+        if n == 0:
+            return 0.0
+        total = 0.0
+        for s in range(0, n, block):
+            x = self.samples[s:s + block].astype(np.float64)
+            total += float(np.dot(x, x))
+        return math.sqrt(total / n)
 
     def windows(self, times: Sequence[float] | np.ndarray, length: float) -> np.ndarray:
         """Audio windows centred on the given times, zero-padded outside the track.
