@@ -139,23 +139,49 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
             resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
         else:  # keep the channels (planar), average them below
             resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
-        chunks: list[np.ndarray] = []
+        seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+            (container.duration / 1e6 if container.duration else 10.0)
+        buf = _Samples(int(seconds * sample_rate) + sample_rate)
         start = None
         try:
             for frame in container.decode(stream):
                 if start is None and frame.pts is not None and frame.time_base is not None:
                     start = float(frame.pts * frame.time_base)
                 for out in resampler.resample(frame):
-                    chunks.append(_mono(out.to_ndarray(), mix))
+                    buf.append(_mono(out.to_ndarray(), mix))
             for out in resampler.resample(None):
-                chunks.append(_mono(out.to_ndarray(), mix))
+                buf.append(_mono(out.to_ndarray(), mix))
         except av.FFmpegError as e:
             raise InputError(path, f"audio stream {stream.index} cannot be decoded ({e.strerror or e})") from None
-        samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+        samples = buf.array()
         return AudioTrack(samples=samples, sample_rate=int(sample_rate), start_time=start or 0.0,
                           stream_index=stream.index, source_rate=int(cc.sample_rate),
                           source_channels=int(getattr(cc, "channels", 0) or len(cc.layout.channels)),
                           codec=cc.name)
+
+
+class _Samples:
+    """A float32 sample buffer filled in place (decoded audio frames are small: collecting them in a list and
+    concatenating held the soundtrack twice, and the freed pieces stayed in the process's heap)."""
+
+    def __init__(self, capacity: int):
+        self.data = np.empty(max(capacity, 1024), np.float32)  # pages never written cost no memory
+        self.n = 0
+
+    def append(self, x: np.ndarray) -> None:
+        m = self.n + len(x)
+        if m > len(self.data):
+            grown = np.empty(max(m, 2 * len(self.data)), np.float32)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:m] = x
+        self.n = m
+
+    def array(self) -> np.ndarray:
+        """The samples, float32 ``[n]`` (a copy only when much of the buffer went unused)."""
+        if self.n < 0.9 * len(self.data):
+            return self.data[:self.n].copy()
+        return self.data[:self.n]
 
 
 #: Ways to bring a soundtrack to 16 kHz for the STANet features: ``resampy`` (upstream
