@@ -52,6 +52,7 @@ def make_clip(path: str, minutes: float, fps: int = 25, rate: int = 16000) -> No
 
 def _child(clip: str) -> None:
     from avsal.predict import PredictOptions, predict_many
+    from memory import peak_rss_mb  # benchmarks/memory.py
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def _child(clip: str) -> None:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     cpu = ru.ru_utime + ru.ru_stime  # all threads; less sensitive than wall time to other jobs on the machine
     print(json.dumps({"frames": n, "seconds": dt, "fps": n / dt, "cpu_ms_per_frame": 1000 * cpu / n,
-                      "peak_rss_mb": ru.ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 def main() -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -76,7 +75,9 @@ def _child(mode: str, clip: str, version: str = "v2", threads: str = "0") -> Non
             n = json.load(open(os.path.join(out, Path(clip).stem, "meta.json")))["frames_predicted"]
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from memory import peak_rss_mb  # benchmarks/memory.py
+
+    rss_mb = peak_rss_mb()
     # fps_per_cpu_s: frames per second of CPU time summed over all threads. On a shared machine the wall
     # clock counts other users' load; this does not, and it is a lower bound of the wall-clock rate on
     # dedicated cores (any parallelism only raises the wall-clock rate above it).
